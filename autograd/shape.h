@@ -1,0 +1,57 @@
+#pragma once
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <span>
+#include <string>
+
+namespace tg {
+
+// Dimensions of a row-major tensor, stored inline: shapes are copied into every tape entry, so
+// they must not allocate.
+class Shape {
+ public:
+  static constexpr int kMaxRank = 8;
+
+  Shape() = default;
+  Shape(std::initializer_list<std::int64_t> dims) : Shape(std::span(dims.begin(), dims.size())) {}
+  explicit Shape(std::span<const std::int64_t> dims);
+
+  int rank() const { return rank_; }
+  std::int64_t operator[](int axis) const { return dims_[axis]; }
+  std::int64_t& operator[](int axis) { return dims_[axis]; }
+  std::int64_t numel() const;
+  const std::int64_t* begin() const { return dims_.data(); }
+  const std::int64_t* end() const { return dims_.data() + rank_; }
+  std::span<const std::int64_t> dims() const { return {dims_.data(), std::size_t(rank_)}; }
+
+  void push_back(std::int64_t dim);
+  Shape without_axis(int axis) const;
+  Shape with_dim(int axis, std::int64_t dim) const;
+
+  bool operator==(const Shape& other) const;
+  std::string str() const;
+
+ private:
+  std::array<std::int64_t, kMaxRank> dims_{};
+  int rank_ = 0;
+};
+
+// NumPy broadcasting of two shapes; `op` names the caller in the error.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+// True when a tensor of shape `from` broadcasts to `to` (so a gradient of shape `to` sums back).
+bool broadcastable_to(const Shape& from, const Shape& to);
+
+// Maps a possibly negative axis into [0, rank) or throws naming `op`.
+int normalize_axis(std::int64_t axis, int rank, const char* op);
+
+// Views a shape as [outer, axis_dim, inner] around one axis, the layout every axis kernel uses.
+struct AxisSplit {
+  std::int64_t outer;
+  std::int64_t dim;
+  std::int64_t inner;
+};
+AxisSplit split_at_axis(const Shape& shape, int axis);
+
+}  // namespace tg

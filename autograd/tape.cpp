@@ -1,0 +1,527 @@
+#include "autograd/tape.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "autograd/log.h"
+#include "ops/ops.h"
+
+namespace tg {
+
+namespace detail {
+
+// Where the gradient of an entry's input goes: the ref index of the output that produced it on
+// this tape, or one of these.
+constexpr std::int64_t kNoRoute = -1;    // a constant: no gradient
+constexpr std::int64_t kLeafRoute = -2;  // a leaf of this tape: accumulate per pass
+
+struct Ref {
+  std::shared_ptr<TensorImpl> impl;
+  std::int64_t route;
+  std::int64_t route_entry;  // the entry that produced the input, when route >= 0
+};
+
+// Refs of an entry are contiguous: its inputs, its output, then its saved residuals.
+struct Entry {
+  const OpBase* op;
+  alignas(8) std::array<std::byte, kAttrCapacity> attrs;
+  std::int64_t first_ref;
+  std::uint32_t num_inputs;
+  std::uint32_t num_saved;
+  bool freed;
+  std::source_location location;
+
+  std::int64_t output_ref() const { return first_ref + num_inputs; }
+  std::int64_t end_ref() const { return output_ref() + 1 + num_saved; }
+};
+
+// The default tape reclaims unreferenced entries once it has grown past this many since the
+// last reclamation (and by doubling after that), which bounds its memory in loops that keep a
+// handle from one step to the next.
+constexpr std::size_t kMinEntriesBeforeCompaction = 256;
+
+struct TapeCore {
+  Tape* owner = nullptr;
+  int refcount = 1;  // the owning Tape, plus every impl linked to this core
+  bool alive = true;
+  bool auto_reclaim = false;
+  std::uint64_t generation = 0;
+  // Indices into these are what links hold; they restart with every generation.
+  std::vector<Entry> entries;
+  std::vector<Ref> refs;
+  std::int64_t live_outputs = 0;  // linked impls of this generation with a handle
+  int busy = 0;                   // backward passes and reclamation in progress
+  std::size_t compact_at = kMinEntriesBeforeCompaction;
+
+  Entry& entry(std::int64_t index) { return entries[std::size_t(index)]; }
+  Ref& ref(std::int64_t index) { return refs[std::size_t(index)]; }
+  bool holds(const Link& link) const {
+    return link.core == this && alive && link.generation == generation;
+  }
+
+  std::int64_t route_of(const Tensor& input, const OpBase& op, std::size_t position) const;
+  void record(const OpBase& op, const void* attrs, std::size_t attrs_size,
+              std::span<const Tensor* const> inputs, Tensor& output,
+              std::span<const Tensor> saved, const std::source_location& location);
+  void free_entry(Entry& entry);
+  void clear();
+  void compact();
+  void maybe_reclaim() {
+    if (auto_reclaim && busy == 0 && live_outputs == 0 && !entries.empty()) clear();
+  }
+};
+
+void release_core(TapeCore* core) {
+  if (--core->refcount == 0) delete core;
+}
+
+namespace {
+
+struct ThreadState {
+  bool grad_enabled = true;
+  std::vector<TapeCore*> recording;  // innermost last
+  std::uint64_t backward_pass = 0;
+};
+
+thread_local ThreadState thread_state;
+
+TapeCore& current_core() {
+  return thread_state.recording.empty() ? default_tape().core() : *thread_state.recording.back();
+}
+
+// Makes a core the recording target for a scope (a Tape, or a backward pass recording its rules
+// on the tape of the tensor being differentiated).
+class RecordingScope {
+ public:
+  explicit RecordingScope(TapeCore* core) { thread_state.recording.push_back(core); }
+  ~RecordingScope() { thread_state.recording.pop_back(); }
+  RecordingScope(const RecordingScope&) = delete;
+  RecordingScope& operator=(const RecordingScope&) = delete;
+};
+
+class BusyScope {
+ public:
+  explicit BusyScope(TapeCore& core) : core_(core) { ++core_.busy; }
+  ~BusyScope() {
+    --core_.busy;
+    core_.maybe_reclaim();
+  }
+  BusyScope(const BusyScope&) = delete;
+  BusyScope& operator=(const BusyScope&) = delete;
+
+ private:
+  TapeCore& core_;
+};
+
+[[noreturn]] void fail_graph_gone(const char* what) {
+  fail("{}: the graph behind this tensor is gone: it was freed by an earlier backward without "
+       "retain_graph, or its tape was cleared or destroyed (run the forward again, or pass "
+       "retain_graph = true to the first backward)",
+       what);
+}
+
+}  // namespace
+
+std::int64_t TapeCore::route_of(const Tensor& input, const OpBase& op,
+                                std::size_t position) const {
+  if (!input.requires_grad()) return kNoRoute;
+  const Link& link = input.impl()->link;
+  if (link.core == nullptr) return kLeafRoute;
+  if (holds(link)) return link.ref;
+  if (link.core != this && link.core->alive && link.generation == link.core->generation) {
+    return kLeafRoute;  // recorded on another live tape: gradients stop at the tape boundary
+  }
+  fail("{}: input {} was recorded on a tape that is gone or was cleared; detach() it to use it "
+       "as a constant",
+       op.name, position);
+}
+
+void TapeCore::record(const OpBase& op, const void* attrs, std::size_t attrs_size,
+                      std::span<const Tensor* const> inputs, Tensor& output,
+                      std::span<const Tensor> saved, const std::source_location& location) {
+  // Compaction renumbers links, so it comes before the routes are read.
+  if (auto_reclaim && busy == 0 && entries.size() >= compact_at) compact();
+  // Routes before any change: route_of may throw, and the tape must stay unchanged when it does.
+  thread_local std::vector<std::int64_t> routes;
+  routes.clear();
+  for (std::size_t i = 0; i < inputs.size(); ++i) routes.push_back(route_of(*inputs[i], op, i));
+
+  const auto index = std::int64_t(entries.size());
+  Entry& entry = entries.emplace_back();
+  entry.op = &op;
+  std::memcpy(entry.attrs.data(), attrs, attrs_size);
+  entry.first_ref = std::int64_t(refs.size());
+  entry.num_inputs = std::uint32_t(inputs.size());
+  entry.num_saved = std::uint32_t(saved.size());
+  entry.freed = false;
+  entry.location = location;
+
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const std::int64_t route = routes[i];
+    refs.push_back({inputs[i]->impl(), route, route >= 0 ? inputs[i]->impl()->link.entry : -1});
+  }
+  TensorImpl& impl = *output.impl();
+  impl.requires_grad = true;
+  impl.link = {this, generation, index, entry.output_ref()};
+  impl.handles = int(output.impl().use_count());
+  ++live_outputs;
+  ++refcount;
+  refs.push_back({output.impl(), kNoRoute, -1});
+  for (const Tensor& residual : saved) refs.push_back({residual.impl(), kNoRoute, -1});
+
+  SPDLOG_LOGGER_TRACE(&logger(), "record #{} {} -> {} {}", index, op.name, impl.shape.str(),
+                      dtype_name(impl.dtype));
+}
+
+void TapeCore::free_entry(Entry& entry) {
+  for (std::int64_t r = entry.first_ref; r < entry.end_ref(); ++r) ref(r).impl.reset();
+  entry.freed = true;
+}
+
+void TapeCore::clear() {
+  ++busy;
+  // A new generation first: impls released below then see that they no longer count.
+  ++generation;
+  live_outputs = 0;
+  entries.clear();
+  refs.clear();
+  compact_at = kMinEntriesBeforeCompaction;
+  --busy;
+}
+
+void TapeCore::compact() {
+  ++busy;
+  // An entry is needed while a handle to its output lives, or a needed entry takes its output:
+  // one reverse sweep marks them. A freed entry is kept only while something needs it, so that
+  // backpropagating into it still reports that it was freed.
+  thread_local std::vector<std::uint8_t> needed;
+  needed.assign(entries.size(), 0);
+  for (std::size_t i = entries.size(); i-- > 0;) {
+    const Entry& e = entries[i];
+    const Ref& out = refs[std::size_t(e.output_ref())];
+    if (!needed[i] && !(out.impl && out.impl->handles > 0)) continue;
+    needed[i] = 1;
+    if (e.freed) continue;
+    for (std::int64_t r = e.first_ref; r < e.output_ref(); ++r) {
+      if (refs[std::size_t(r)].route >= 0) needed[std::size_t(refs[std::size_t(r)].route_entry)] = 1;
+    }
+  }
+  // The needed entries move to a new generation with new indices; links into the old one (only
+  // tensors nobody can backpropagate through any more) go stale.
+  ++generation;
+  live_outputs = 0;
+  std::vector<Entry> kept_entries;
+  std::vector<Ref> kept_refs;
+  std::vector<std::int64_t> new_ref(refs.size(), -1);
+  std::vector<std::int64_t> new_entry(entries.size(), -1);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (!needed[i]) continue;
+    Entry e = entries[i];
+    new_entry[i] = std::int64_t(kept_entries.size());
+    const auto first = std::int64_t(kept_refs.size());
+    for (std::int64_t r = e.first_ref; r < e.end_ref(); ++r) {
+      Ref ref = std::move(refs[std::size_t(r)]);
+      if (ref.route >= 0) {
+        ref.route = new_ref[std::size_t(ref.route)];
+        ref.route_entry = new_entry[std::size_t(ref.route_entry)];
+      }
+      new_ref[std::size_t(r)] = std::int64_t(kept_refs.size());
+      kept_refs.push_back(std::move(ref));
+    }
+    e.first_ref = first;
+    if (TensorImpl* out = kept_refs[std::size_t(e.output_ref())].impl.get()) {
+      out->link = {this, generation, new_entry[i], e.output_ref()};
+      if (out->handles > 0) ++live_outputs;
+    }
+    kept_entries.push_back(e);
+  }
+  entries.swap(kept_entries);
+  refs.swap(kept_refs);
+  compact_at = std::max(kMinEntriesBeforeCompaction, 2 * entries.size());
+  --busy;
+}
+
+TensorImpl::~TensorImpl() {
+  if (link.core) release_core(link.core);
+}
+
+void on_first_handle(TensorImpl& impl) {
+  TapeCore& core = *impl.link.core;
+  if (core.holds(impl.link)) ++core.live_outputs;
+}
+
+void on_last_handle(TensorImpl& impl) {
+  TapeCore& core = *impl.link.core;
+  if (core.holds(impl.link) && --core.live_outputs == 0) core.maybe_reclaim();
+}
+
+const char* producer_name(const TensorImpl& impl) {
+  if (impl.link.core == nullptr || !impl.link.core->holds(impl.link)) return nullptr;
+  return impl.link.core->entry(impl.link.entry).op->name;
+}
+
+Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const void* attrs,
+                std::size_t attrs_size, const std::source_location& location) {
+  bool any_requires_grad = false;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i]->defined()) fail("{}: input {} is an undefined tensor", op.name, i);
+    any_requires_grad = any_requires_grad || inputs[i]->requires_grad();
+  }
+  const bool recording = any_requires_grad && thread_state.grad_enabled;
+  ForwardContext ctx(inputs, recording);
+  Tensor output;
+  {
+    GradModeGuard forward_is_not_recorded(false);
+    output = op.forward(op, ctx, attrs);
+  }
+  if (!recording) return output;
+  // The output must be a new impl: the link is per impl, and an input keeps its own.
+  if (output.impl()->link.core != nullptr || output.impl()->requires_grad ||
+      std::any_of(inputs.begin(), inputs.end(),
+                  [&](const Tensor* in) { return in->impl() == output.impl(); })) {
+    output = output.detach();
+  }
+  current_core().record(op, attrs, attrs_size, inputs, output, ctx.saved(), location);
+  return output;
+}
+
+}  // namespace detail
+
+// ---- grad mode -----------------------------------------------------------------------------------
+
+bool grad_enabled() { return detail::thread_state.grad_enabled; }
+
+GradModeGuard::GradModeGuard(bool enabled) : previous_(detail::thread_state.grad_enabled) {
+  detail::thread_state.grad_enabled = enabled;
+}
+
+GradModeGuard::~GradModeGuard() { detail::thread_state.grad_enabled = previous_; }
+
+void ForwardContext::save(const Tensor& residual) {
+  if (!recording_) return;
+  if (num_saved_ == kMaxSaved) fail("ForwardContext::save: at most {} residuals per op", kMaxSaved);
+  saved_[num_saved_++] = residual;
+}
+
+// ---- Tape ----------------------------------------------------------------------------------------
+
+Tape::Tape() : core_(new detail::TapeCore), scoped_(true) {
+  core_->owner = this;
+  detail::thread_state.recording.push_back(core_);
+}
+
+Tape::Tape(DefaultTag) : core_(new detail::TapeCore), scoped_(false) {
+  core_->owner = this;
+  core_->auto_reclaim = true;
+}
+
+Tape::~Tape() {
+  if (scoped_) {
+    auto& stack = detail::thread_state.recording;
+    // Scopes end in reverse order unless a Tape was heap-allocated; find it either way.
+    auto it = std::find(stack.rbegin(), stack.rend(), core_);
+    if (it != stack.rend()) stack.erase(std::next(it).base());
+  }
+  core_->clear();
+  core_->alive = false;
+  core_->owner = nullptr;
+  detail::release_core(core_);
+}
+
+Tape& default_tape() {
+  thread_local Tape tape{Tape::DefaultTag{}};
+  return tape;
+}
+
+Tape& Tape::current() {
+  Tape* owner = detail::current_core().owner;
+  return owner ? *owner : default_tape();
+}
+
+std::size_t Tape::size() const { return core_->entries.size(); }
+void Tape::clear() { core_->clear(); }
+
+TapeEntryView Tape::entry(std::int64_t index) const {
+  detail::TapeCore& core = *core_;
+  if (index < 0 || index >= std::int64_t(core.entries.size())) {
+    fail("Tape::entry: index {} is not on the tape, which holds {} entries", index,
+         core.entries.size());
+  }
+  const detail::Entry& e = core.entry(index);
+  TapeEntryView view{index, e.op->name, e.op->formula, e.location, {}, {}, {}, {}, e.freed};
+  for (std::int64_t r = e.first_ref; r < e.output_ref(); ++r) {
+    view.inputs.emplace_back(core.ref(r).impl);
+    view.input_entries.push_back(core.ref(r).route >= 0 ? core.ref(r).route_entry : -1);
+  }
+  view.output = Tensor(core.ref(e.output_ref()).impl);
+  for (std::int64_t r = e.output_ref() + 1; r < e.end_ref(); ++r) {
+    view.saved.emplace_back(core.ref(r).impl);
+  }
+  return view;
+}
+
+std::vector<TapeEntryView> Tape::entries() const {
+  std::vector<TapeEntryView> views;
+  for (std::int64_t i = 0; i < std::int64_t(core_->entries.size()); ++i) views.push_back(entry(i));
+  return views;
+}
+
+// ---- backward ------------------------------------------------------------------------------------
+
+namespace {
+
+void accumulate(Tensor& sum, Tensor grad) {
+  sum = sum.defined() ? add(sum, grad) : std::move(grad);
+}
+
+// Checks a rule's gradient against its input and sums a broadcast gradient back to the input's
+// shape, so that no rule has to.
+Tensor conform(Tensor grad, const Tensor& input, const detail::OpBase& op, std::int64_t entry,
+               std::size_t position) {
+  if (grad.dtype() != input.dtype()) {
+    fail("backward of '{}' (entry {}) returned a {} gradient for input {}, which is {}", op.name,
+         entry, dtype_name(grad.dtype()), position, dtype_name(input.dtype()));
+  }
+  if (grad.shape() == input.shape()) return grad;
+  if (!broadcastable_to(input.shape(), grad.shape())) {
+    fail("backward of '{}' (entry {}) returned a gradient of shape {} for input {} of shape {}",
+         op.name, entry, grad.shape().str(), position, input.shape().str());
+  }
+  return sum_to(grad, input.shape());
+}
+
+struct LeafGrad {
+  std::shared_ptr<detail::TensorImpl> leaf;
+  Tensor grad;
+};
+
+}  // namespace
+
+std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, BackwardOptions options,
+                                 std::span<const Tensor> wrt) {
+  const char* what = wrt.empty() ? "backward" : "grad";
+  if (!y.defined()) fail("{}: the output tensor is undefined", what);
+  if (!y.requires_grad()) {
+    fail("{}: the output does not require grad: no input of the ops that produced it requires "
+         "grad (call requires_grad(true) on a leaf), or it was computed under NoGradGuard",
+         what);
+  }
+  Tensor seed = seed_in;
+  if (!seed.defined()) {
+    if (y.numel() != 1) {
+      fail("{}: the output has shape {}, not a single element; pass a seed gradient of that shape",
+           what, y.shape().str());
+    }
+    seed = ones_like(y);
+  } else if (!(seed.shape() == y.shape()) || seed.dtype() != y.dtype()) {
+    fail("{}: the seed gradient is {} {} but the output is {} {}", what, dtype_name(seed.dtype()),
+         seed.shape().str(), dtype_name(y.dtype()), y.shape().str());
+  }
+  options.retain_graph = options.retain_graph || options.create_graph;
+
+  const std::uint64_t pass = ++detail::thread_state.backward_pass;
+  std::vector<LeafGrad> leaves;
+  auto leaf_slot = [&](const std::shared_ptr<detail::TensorImpl>& impl) -> Tensor& {
+    if (impl->slot_stamp != pass) {
+      impl->slot_stamp = pass;
+      impl->slot = leaves.size();
+      leaves.push_back({impl, Tensor()});
+    }
+    return leaves[impl->slot].grad;
+  };
+
+  std::vector<Tensor> results(wrt.size());
+  std::vector<std::int64_t> wanted_refs(wrt.size(), -1);
+  const detail::Link& link = y.impl()->link;
+  // Rules, and the accumulation into leaves, record only under create_graph, and then on the
+  // tape of the tensor being differentiated.
+  GradModeGuard mode(options.create_graph);
+  std::optional<detail::BusyScope> busy;
+  std::optional<detail::RecordingScope> recording;
+
+  if (link.core == nullptr) {
+    accumulate(leaf_slot(y.impl()), seed);
+  } else {
+    detail::TapeCore& core = *link.core;
+    if (!core.holds(link) || core.entry(link.entry).freed) detail::fail_graph_gone(what);
+    for (std::size_t k = 0; k < wrt.size(); ++k) {
+      if (!wrt[k].defined()) fail("grad: input {} to differentiate with respect to is undefined", k);
+      const detail::Link& wanted = wrt[k].impl()->link;
+      if (core.holds(wanted)) {
+        wanted_refs[k] = wanted.ref;
+      } else if (wrt[k].requires_grad()) {
+        leaf_slot(wrt[k].impl());
+      }
+    }
+
+    busy.emplace(core);
+    recording.emplace(&core);
+    const std::int64_t top_ref = core.entry(link.entry).output_ref();
+    std::vector<Tensor> grads(std::size_t(top_ref + 1));
+    grads.back() = seed;
+    std::vector<Tensor> tensors;
+    std::vector<std::uint8_t> needs;
+    std::vector<Tensor> grad_inputs;
+
+    for (std::int64_t index = link.entry; index >= 0; --index) {
+      const std::int64_t out_ref = core.entry(index).output_ref();
+      Tensor& slot = grads[std::size_t(out_ref)];
+      if (!slot.defined()) continue;
+      if (core.entry(index).freed) detail::fail_graph_gone(what);
+      for (std::size_t k = 0; k < wrt.size(); ++k) {
+        if (wanted_refs[k] == out_ref) results[k] = slot;
+      }
+      const Tensor grad_output = std::move(slot);
+
+      // Copies: a rule recording under create_graph may grow the entry and ref vectors.
+      const detail::Entry entry = core.entry(index);
+      tensors.clear();
+      for (std::int64_t r = entry.first_ref; r < entry.end_ref(); ++r) {
+        tensors.emplace_back(core.ref(r).impl);
+      }
+      needs.assign(entry.num_inputs, 0);
+      for (std::uint32_t i = 0; i < entry.num_inputs; ++i) {
+        needs[i] = core.ref(entry.first_ref + i).route != detail::kNoRoute;
+      }
+      grad_inputs.assign(entry.num_inputs, Tensor());
+      BackwardContext ctx(std::span(tensors.data(), entry.num_inputs), tensors[entry.num_inputs],
+                          std::span(tensors.data() + entry.num_inputs + 1, entry.num_saved),
+                          grad_output, needs, grad_inputs, options.create_graph);
+      SPDLOG_LOGGER_TRACE(&logger(), "backward #{} {} grad {}", index, entry.op->name,
+                          grad_output.shape().str());
+      entry.op->backward(*entry.op, ctx, entry.attrs.data());
+
+      for (std::uint32_t i = 0; i < entry.num_inputs; ++i) {
+        if (!needs[i] || !grad_inputs[i].defined()) continue;
+        Tensor g = conform(std::move(grad_inputs[i]), tensors[i], *entry.op, index, i);
+        const detail::Ref& input = core.ref(entry.first_ref + i);
+        if (input.route >= 0) {
+          accumulate(grads[std::size_t(input.route)], std::move(g));
+        } else {
+          accumulate(leaf_slot(input.impl), std::move(g));
+        }
+      }
+      if (!options.retain_graph) core.free_entry(core.entry(index));
+    }
+  }
+
+  if (wrt.empty()) {
+    for (LeafGrad& leaf : leaves) accumulate(leaf.leaf->grad, std::move(leaf.grad));
+    return {};
+  }
+  for (std::size_t k = 0; k < wrt.size(); ++k) {
+    if (results[k].defined()) continue;
+    const auto& impl = wrt[k].impl();
+    const bool reached = impl->slot_stamp == pass && leaves[impl->slot].grad.defined();
+    results[k] = reached ? leaves[impl->slot].grad : zeros_like(wrt[k]);
+  }
+  return results;
+}
+
+std::vector<Tensor> grad(const Tensor& y, const std::vector<Tensor>& wrt, const Tensor& seed,
+                         BackwardOptions options) {
+  if (wrt.empty()) fail("grad: no tensors to differentiate with respect to");
+  return run_backward(y, seed, options, wrt);
+}
+
+}  // namespace tg

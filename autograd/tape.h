@@ -1,0 +1,226 @@
+#pragma once
+// The tape: an ordered record of op entries. Recording order is a topological order, so backward
+// is one reverse loop over the entries: no recursion, no graph search.
+//
+// Every op, built-in or user-defined, is an Op<Attrs>: a forward (input values in, output value
+// and residuals out) and a backward rule (residuals and output cotangent in, one gradient per
+// input out) written with tapegrad's own ops, so that recording the backward pass
+// (create_graph) gives gradients of gradients. The engine never looks at an op's name: the name
+// and formula are for logs, errors and pictures.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <source_location>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace tg {
+
+// ---- grad mode ---------------------------------------------------------------------------------
+
+bool grad_enabled();
+
+// Sets grad mode for a scope and restores the previous mode on exit.
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool enabled);
+  ~GradModeGuard();
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// No op is recorded in its scope (evaluation, optimizer updates).
+class NoGradGuard : public GradModeGuard {
+ public:
+  NoGradGuard() : GradModeGuard(false) {}
+};
+
+// ---- defining ops --------------------------------------------------------------------------------
+
+struct NoAttrs {};
+
+class ForwardContext {
+ public:
+  static constexpr std::size_t kMaxSaved = 8;
+
+  ForwardContext(std::span<const Tensor* const> inputs, bool recording)
+      : inputs_(inputs), recording_(recording) {}
+  const Tensor& input(std::size_t i) const { return *inputs_[i]; }
+  std::size_t num_inputs() const { return inputs_.size(); }
+  // Keeps a residual for the backward rule; a no-op when nothing is being recorded.
+  void save(const Tensor& residual);
+  std::span<const Tensor> saved() const { return {saved_.data(), num_saved_}; }
+
+ private:
+  std::span<const Tensor* const> inputs_;
+  bool recording_;
+  std::array<Tensor, kMaxSaved> saved_;
+  std::size_t num_saved_ = 0;
+};
+
+class BackwardContext {
+ public:
+  BackwardContext(std::span<const Tensor> inputs, const Tensor& output,
+                  std::span<const Tensor> saved, const Tensor& grad_output,
+                  std::span<const std::uint8_t> needs_grad, std::span<Tensor> grads, bool create_graph)
+      : inputs_(inputs),
+        output_(output),
+        saved_(saved),
+        grad_output_(grad_output),
+        needs_grad_(needs_grad),
+        grads_(grads),
+        create_graph_(create_graph) {}
+
+  const Tensor& input(std::size_t i) const { return inputs_[i]; }
+  std::size_t num_inputs() const { return inputs_.size(); }
+  const Tensor& output() const { return output_; }
+  const Tensor& saved(std::size_t i) const { return saved_[i]; }
+  const Tensor& grad_output() const { return grad_output_; }
+  // False for inputs no gradient can flow to (constants, int64 labels): skip their work.
+  bool needs_grad(std::size_t i) const { return needs_grad_[i] != 0; }
+  // True when the backward pass is itself being recorded.
+  bool create_graph() const { return create_graph_; }
+  // The gradient for input i; it may have the output's broadcast shape, the engine sums it back.
+  void set_grad(std::size_t i, Tensor grad) { grads_[i] = std::move(grad); }
+
+ private:
+  std::span<const Tensor> inputs_;
+  const Tensor& output_;
+  std::span<const Tensor> saved_;
+  const Tensor& grad_output_;
+  std::span<const std::uint8_t> needs_grad_;
+  std::span<Tensor> grads_;
+  bool create_graph_;
+};
+
+namespace detail {
+
+inline constexpr std::size_t kAttrCapacity = 80;
+
+// Type-erased view of an Op<Attrs>, what a tape entry points to.
+struct OpBase {
+  const char* name;
+  const char* formula;  // the VJP, as documented in the op's file
+  Tensor (*forward)(const OpBase& op, ForwardContext& ctx, const void* attrs);
+  void (*backward)(const OpBase& op, BackwardContext& ctx, const void* attrs);
+};
+
+Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const void* attrs,
+                std::size_t attrs_size, const std::source_location& location);
+
+}  // namespace detail
+
+// An op: its name, its VJP formula, a forward and a backward rule. Attrs holds the op's plain
+// parameters (axis, exponent, shape); it is copied into the tape entry, so it must be trivially
+// copyable: tensors a rule needs are saved through ForwardContext::save, never captured.
+template <class Attrs = NoAttrs>
+class Op : public detail::OpBase {
+ public:
+  static_assert(std::is_trivially_copyable_v<Attrs> && sizeof(Attrs) <= detail::kAttrCapacity,
+                "op attributes must be plain values of at most kAttrCapacity bytes");
+  using ForwardFn = Tensor (*)(ForwardContext& ctx, const Attrs& attrs);
+  using BackwardFn = void (*)(BackwardContext& ctx, const Attrs& attrs);
+
+  constexpr Op(const char* name, const char* formula, ForwardFn forward, BackwardFn backward)
+      : detail::OpBase{name, formula, &forward_thunk, &backward_thunk},
+        typed_forward_(forward),
+        typed_backward_(backward) {}
+
+  template <class... Inputs>
+  Tensor operator()(const Attrs& attrs, const std::source_location& location,
+                    const Inputs&... inputs) const {
+    const std::array<const Tensor*, sizeof...(Inputs)> pointers{&inputs...};
+    return detail::apply_op(*this, pointers, &attrs, sizeof(Attrs), location);
+  }
+
+  Tensor apply(std::span<const Tensor* const> inputs, const Attrs& attrs,
+               const std::source_location& location) const {
+    return detail::apply_op(*this, inputs, &attrs, sizeof(Attrs), location);
+  }
+
+ private:
+  static Tensor forward_thunk(const detail::OpBase& op, ForwardContext& ctx, const void* attrs) {
+    return static_cast<const Op&>(op).typed_forward_(ctx, *static_cast<const Attrs*>(attrs));
+  }
+  static void backward_thunk(const detail::OpBase& op, BackwardContext& ctx, const void* attrs) {
+    static_cast<const Op&>(op).typed_backward_(ctx, *static_cast<const Attrs*>(attrs));
+  }
+
+  ForwardFn typed_forward_;
+  BackwardFn typed_backward_;
+};
+
+// ---- the tape --------------------------------------------------------------------------------
+
+// One recorded op, as seen from outside (printing, pictures, localisation).
+struct TapeEntryView {
+  std::int64_t index;
+  const char* op;
+  const char* formula;
+  std::source_location location;
+  std::vector<Tensor> inputs;
+  // For each input, the index of the entry that produced it on this tape, or -1 (a leaf or a
+  // constant).
+  std::vector<std::int64_t> input_entries;
+  Tensor output;
+  std::vector<Tensor> saved;
+  bool freed;  // residuals released by a backward without retain_graph
+};
+
+// RAII recording scope: while a Tape lives, ops on this thread record into it. Without one, a
+// thread-local default tape records, and reclaims its entries once no tensor it produced is
+// referenced any more, so a PyTorch-style training loop keeps its memory flat.
+class Tape {
+ public:
+  Tape();
+  ~Tape();
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  // The tape ops record into now: the innermost live Tape scope, else the default tape.
+  static Tape& current();
+
+  std::size_t size() const;
+  // Entries are indexed from 0 in recording order; the default tape renumbers the entries it
+  // keeps when it reclaims the others.
+  TapeEntryView entry(std::int64_t index) const;
+  std::vector<TapeEntryView> entries() const;
+  // Drops every entry; tensors recorded so far can no longer be backpropagated.
+  void clear();
+
+  detail::TapeCore& core() const { return *core_; }
+
+ private:
+  struct DefaultTag {};
+  explicit Tape(DefaultTag);
+  friend Tape& default_tape();
+
+  detail::TapeCore* core_;
+  bool scoped_;
+};
+
+Tape& default_tape();
+
+// Gradients of y with respect to each of `wrt` (leaves or intermediate tensors), without touching
+// any grad(); a tensor y does not depend on gets zeros.
+std::vector<Tensor> grad(const Tensor& y, const std::vector<Tensor>& wrt, const Tensor& seed = {},
+                         BackwardOptions options = {});
+
+// The one backward pass behind Tensor::backward (empty wrt: accumulate into leaves' grad()) and
+// tg::grad (non-empty wrt: return those gradients).
+std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed, BackwardOptions options,
+                                 std::span<const Tensor> wrt);
+
+namespace detail {
+// Name of the op that produced this tensor on a live tape, or nullptr.
+const char* producer_name(const TensorImpl& impl);
+}  // namespace detail
+
+}  // namespace tg

@@ -1,0 +1,207 @@
+#pragma once
+// tg::Tensor is a handle. Copying it shares the value and the gradient (like torch::Tensor);
+// gradients accumulate into grad() until zero_grad(); a tensor produced by a recorded op is linked
+// to its tape entry, and when that tape is gone so is its graph.
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "autograd/dtype.h"
+#include "autograd/shape.h"
+
+namespace tg {
+
+namespace detail {
+struct TensorImpl;
+struct TapeCore;
+}  // namespace detail
+
+struct BackwardOptions {
+  bool retain_graph = false;  // keep residuals so the graph can be backpropagated again
+  bool create_graph = false;  // record the backward pass itself, for gradients of gradients
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<detail::TensorImpl> impl);
+  Tensor(const Tensor& other);
+  Tensor(Tensor&& other) noexcept : impl_(std::move(other.impl_)) {}
+  Tensor& operator=(const Tensor& other);
+  Tensor& operator=(Tensor&& other) noexcept;
+  ~Tensor() { release(); }
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int rank() const { return shape().rank(); }
+  std::int64_t size(std::int64_t axis) const;
+  std::int64_t numel() const { return shape().numel(); }
+  DType dtype() const;
+
+  // Typed access to the contiguous row-major buffer; T must match dtype().
+  template <class T>
+  T* data();
+  template <class T>
+  const T* data() const;
+  const void* raw_data() const;
+  void* raw_data();
+
+  double item() const;
+  double at(std::initializer_list<std::int64_t> index) const;
+  std::vector<double> to_vector() const;
+
+  // Differentiable dtype conversion.
+  Tensor to(DType dtype) const;
+  // Same value, no graph, no gradient; shares storage.
+  Tensor detach() const;
+  // A copy of the value in new storage, detached.
+  Tensor copy() const;
+
+  bool requires_grad() const;
+  Tensor& requires_grad(bool value);
+  bool is_leaf() const;
+  Tensor grad() const;
+  void zero_grad();
+
+  // Accumulates d(this)/d(leaf) · seed into every leaf's grad(); seed may be omitted for a
+  // single-element tensor.
+  void backward(const Tensor& seed = {}, BackwardOptions options = {}) const;
+
+  std::string str() const;
+
+  const std::shared_ptr<detail::TensorImpl>& impl() const { return impl_; }
+
+ private:
+  void acquire() const;
+  void release();
+  detail::TensorImpl& checked_impl(const char* what) const;
+
+  std::shared_ptr<detail::TensorImpl> impl_;
+};
+
+std::ostream& operator<<(std::ostream& out, const Tensor& tensor);
+
+// Seeded random numbers; results are the same on every platform for the same seed.
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed) : engine_(seed) {}
+  double uniform();  // in [0, 1)
+  double normal();
+  std::uint64_t next() { return engine_(); }
+
+ private:
+  std::mt19937_64 engine_;
+  bool has_spare_ = false;
+  double spare_ = 0.0;
+};
+
+Tensor empty(const Shape& shape, DType dtype = f32);
+Tensor zeros(const Shape& shape, DType dtype = f32);
+Tensor ones(const Shape& shape, DType dtype = f32);
+Tensor full(const Shape& shape, double value, DType dtype = f32);
+Tensor zeros_like(const Tensor& like);
+Tensor ones_like(const Tensor& like);
+Tensor arange(double start, double stop, double step = 1.0, DType dtype = f32);
+Tensor arange(std::int64_t stop, DType dtype = f32);
+Tensor tensor(std::initializer_list<double> values, DType dtype = f32);
+Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype = f32);
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = f32);
+Tensor int64_tensor(const std::vector<std::int64_t>& values);
+Tensor int64_tensor(const std::vector<std::int64_t>& values, const Shape& shape);
+Tensor randn(const Shape& shape, Generator& generator, DType dtype = f32);
+Tensor uniform(const Shape& shape, Generator& generator, double low = 0.0, double high = 1.0,
+               DType dtype = f32);
+
+namespace detail {
+
+struct Storage {
+  explicit Storage(std::size_t bytes);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data;
+  std::size_t bytes;
+};
+
+// Where a recorded tensor came from: an output slot (ref) of an entry of a tape generation.
+struct Link {
+  TapeCore* core = nullptr;
+  std::uint64_t generation = 0;
+  std::int64_t entry = 0;
+  std::int64_t ref = 0;
+};
+
+struct TensorImpl {
+  TensorImpl(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)
+      : storage(std::move(storage)), shape(shape), dtype(dtype) {}
+  ~TensorImpl();
+
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  DType dtype;
+  bool requires_grad = false;
+  // Tensor handles (not tape references) to a linked impl; the default tape reclaims its
+  // entries when no handle to any of its outputs is left.
+  int handles = 0;
+  Link link;
+  Tensor grad;
+  // Per-backward accumulator slot for leaves, valid while slot_stamp matches the pass.
+  std::uint64_t slot_stamp = 0;
+  std::size_t slot = 0;
+};
+
+void on_first_handle(TensorImpl& impl);
+void on_last_handle(TensorImpl& impl);
+
+}  // namespace detail
+
+inline void Tensor::acquire() const {
+  if (impl_ && impl_->link.core && impl_->handles++ == 0) detail::on_first_handle(*impl_);
+}
+
+inline void Tensor::release() {
+  if (impl_ && impl_->link.core && --impl_->handles == 0) detail::on_last_handle(*impl_);
+  impl_.reset();
+}
+
+inline Tensor::Tensor(std::shared_ptr<detail::TensorImpl> impl) : impl_(std::move(impl)) {
+  acquire();
+}
+
+inline Tensor::Tensor(const Tensor& other) : impl_(other.impl_) { acquire(); }
+
+inline Tensor& Tensor::operator=(const Tensor& other) {
+  if (this != &other) {
+    other.acquire();
+    release();
+    impl_ = other.impl_;
+  }
+  return *this;
+}
+
+inline Tensor& Tensor::operator=(Tensor&& other) noexcept {
+  if (this != &other) {
+    release();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+template <class T>
+T* Tensor::data() {
+  const DType want = dtype_of<T>();
+  if (dtype() != want) {
+    fail("Tensor::data: tensor is {}, accessed as {}", dtype_name(dtype()), dtype_name(want));
+  }
+  return static_cast<T*>(impl_->storage->data);
+}
+
+template <class T>
+const T* Tensor::data() const {
+  return const_cast<Tensor*>(this)->data<T>();
+}
+
+}  // namespace tg

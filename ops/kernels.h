@@ -1,0 +1,134 @@
+#pragma once
+// Private helpers shared by the op files: Eigen views of tensor buffers and the iteration
+// patterns (broadcast rows, axis blocks) the kernels are built from.
+#include <Eigen/Core>
+
+#include <array>
+
+#include "autograd/tensor.h"
+
+namespace tg::detail {
+
+template <class T>
+using Vector = Eigen::Array<T, Eigen::Dynamic, 1>;
+template <class T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using ColumnVector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+template <class T>
+using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+
+template <class T>
+Eigen::Map<Vector<T>> flat(Tensor& t) {
+  return {t.data<T>(), t.numel()};
+}
+template <class T>
+Eigen::Map<const Vector<T>> flat(const Tensor& t) {
+  return {t.data<T>(), t.numel()};
+}
+
+// Requires floating tensors of one dtype; `op` names the caller in the error.
+void check_same_floating(const Tensor& a, const Tensor& b, const char* op);
+
+// out = fn(flat(x)) for an Eigen array expression fn.
+template <class Fn>
+Tensor map_unary(const Tensor& x, const char* op, Fn fn) {
+  return dispatch_floating(x.dtype(), op, [&]<class T>() {
+    Tensor out = empty(x.shape(), x.dtype());
+    flat<T>(out) = fn(flat<T>(x));
+    return out;
+  });
+}
+
+// Walks a broadcast over `out` row by row (a row is the innermost dimension): for every row it
+// passes the offset of each input's row and whether that input repeats one value along it.
+class BroadcastRows {
+ public:
+  BroadcastRows(const Shape& out, const Shape& a, const Shape& b);
+
+  std::int64_t rows() const { return rows_; }
+  std::int64_t length() const { return length_; }
+  bool a_repeats() const { return a_inner_ == 0; }
+  bool b_repeats() const { return b_inner_ == 0; }
+
+  template <class Fn>  // fn(row, a_offset, b_offset)
+  void for_each(Fn fn) const {
+    std::array<std::int64_t, Shape::kMaxRank> index{};
+    std::int64_t a_offset = 0;
+    std::int64_t b_offset = 0;
+    for (std::int64_t row = 0; row < rows_; ++row) {
+      fn(row, a_offset, b_offset);
+      for (int d = outer_rank_ - 1; d >= 0; --d) {
+        a_offset += a_strides_[d];
+        b_offset += b_strides_[d];
+        if (++index[d] < out_[d]) break;
+        a_offset -= a_strides_[d] * out_[d];
+        b_offset -= b_strides_[d] * out_[d];
+        index[d] = 0;
+      }
+    }
+  }
+
+ private:
+  Shape out_;
+  int outer_rank_ = 0;
+  std::int64_t rows_ = 1;
+  std::int64_t length_ = 1;
+  std::int64_t a_inner_ = 1;
+  std::int64_t b_inner_ = 1;
+  std::array<std::int64_t, Shape::kMaxRank> a_strides_{};
+  std::array<std::int64_t, Shape::kMaxRank> b_strides_{};
+};
+
+// Calls fn with the row segment of a buffer as an Eigen array: a map when the row is stored,
+// a constant when one value repeats along it.
+template <class T, class Fn>
+decltype(auto) with_segment(const T* data, std::int64_t length, bool repeats, Fn&& fn) {
+  if (repeats) return fn(Vector<T>::Constant(length, *data));
+  return fn(Eigen::Map<const Vector<T>>(data, length));
+}
+
+// out = fn(a, b) elementwise with NumPy broadcasting.
+template <class Fn>
+Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, Fn fn) {
+  check_same_floating(a, b, op);
+  const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), op);
+  return dispatch_floating(a.dtype(), op, [&]<class T>() {
+    Tensor out = empty(out_shape, a.dtype());
+    if (a.shape() == b.shape()) {
+      flat<T>(out) = fn(flat<T>(a), flat<T>(b));
+      return out;
+    }
+    const BroadcastRows rows(out_shape, a.shape(), b.shape());
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = out.data<T>();
+    const std::int64_t n = rows.length();
+    rows.for_each([&](std::int64_t row, std::int64_t ia, std::int64_t ib) {
+      with_segment(pa + ia, n, rows.a_repeats(), [&](const auto& sa) {
+        with_segment(pb + ib, n, rows.b_repeats(), [&](const auto& sb) {
+          Eigen::Map<Vector<T>>(po + row * n, n) = fn(sa, sb);
+        });
+      });
+    });
+    return out;
+  });
+}
+
+// A mask of x's shape and dtype: 1 where pred(value) holds, else 0. Masks are constants in
+// backward rules (relu, clamp, abs, max).
+template <class Pred>
+Tensor mask_where(const Tensor& x, const char* op, Pred pred) {
+  return map_unary(x, op, [&](const auto& v) {
+    using T = typename std::decay_t<decltype(v)>::Scalar;
+    return v.unaryExpr([&](T e) { return pred(e) ? T(1) : T(0); });
+  });
+}
+
+// [s0, .., 1, .., sk]: the shape a reduction over `axis` keeps with keepdim.
+Shape keepdim_shape(const Shape& shape, int axis);
+
+// The gradient of a reduction over `axis`, reshaped so it broadcasts against the input.
+Tensor unsqueeze_reduced(const Tensor& grad, const Shape& input_shape, int axis, bool keepdim);
+
+}  // namespace tg::detail

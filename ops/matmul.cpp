@@ -1,0 +1,148 @@
+// Matrix product, 2-D or batched 3-D, with the transposes folded into the Eigen product so the
+// backward pass never materialises a transposed copy.
+//
+//   y = op(a)·op(b), op = identity or transpose of the last two axes
+//   da = g·op(b)ᵀ   (a not transposed)     da = op(b)·gᵀ   (a transposed)
+//   db = op(a)ᵀ·g   (b not transposed)     db = gᵀ·op(a)   (b transposed)
+// A 2-D operand broadcasts over the batch; the engine sums its gradient over the batch.
+#include "autograd/tape.h"
+#include "ops/kernels.h"
+#include "ops/ops.h"
+#include "ops/registrations.h"
+
+namespace tg {
+namespace {
+
+struct MatmulAttrs {
+  bool transpose_a;
+  bool transpose_b;
+};
+
+struct MatrixDims {
+  std::int64_t batch;
+  std::int64_t rows;  // after the optional transpose
+  std::int64_t cols;
+};
+
+MatrixDims matrix_dims(const Tensor& t, bool transposed, const char* side) {
+  if (t.rank() != 2 && t.rank() != 3) {
+    fail("matmul: {} must be 2-D or 3-D (batched), got shape {}", side, t.shape().str());
+  }
+  const std::int64_t batch = t.rank() == 3 ? t.shape()[0] : 1;
+  const std::int64_t r = t.shape()[t.rank() - 2];
+  const std::int64_t c = t.shape()[t.rank() - 1];
+  return transposed ? MatrixDims{batch, c, r} : MatrixDims{batch, r, c};
+}
+
+Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulAttrs& attrs) {
+  detail::check_same_floating(a, b, "matmul");
+  const MatrixDims da = matrix_dims(a, attrs.transpose_a, "the first operand");
+  const MatrixDims db = matrix_dims(b, attrs.transpose_b, "the second operand");
+  if (da.cols != db.rows) {
+    fail("matmul: inner dimensions differ: {}{} times {}{} ({} vs {})", a.shape().str(),
+         attrs.transpose_a ? "ᵀ" : "", b.shape().str(), attrs.transpose_b ? "ᵀ" : "", da.cols,
+         db.rows);
+  }
+  const bool batched = a.rank() == 3 || b.rank() == 3;
+  if (a.rank() == 3 && b.rank() == 3 && da.batch != db.batch) {
+    fail("matmul: batch sizes differ: {} and {}", a.shape().str(), b.shape().str());
+  }
+  const std::int64_t batch = std::max(da.batch, db.batch);
+  return batched ? Shape{batch, da.rows, db.cols} : Shape{da.rows, db.cols};
+}
+
+Tensor matmul_forward(ForwardContext& ctx, const MatmulAttrs& attrs) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  const Shape out_shape = matmul_shape(a, b, attrs);
+  return dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
+    using Matrix = Eigen::Map<const detail::RowMatrix<T>>;
+    Tensor out = empty(out_shape, a.dtype());
+    const std::int64_t ar = a.shape()[a.rank() - 2], ac = a.shape()[a.rank() - 1];
+    const std::int64_t br = b.shape()[b.rank() - 2], bc = b.shape()[b.rank() - 1];
+    const std::int64_t m = out_shape[out_shape.rank() - 2], n = out_shape[out_shape.rank() - 1];
+    const std::int64_t batch = out_shape.rank() == 3 ? out_shape[0] : 1;
+    for (std::int64_t i = 0; i < batch; ++i) {
+      const Matrix ma(a.data<T>() + (a.rank() == 3 ? i * ar * ac : 0), ar, ac);
+      const Matrix mb(b.data<T>() + (b.rank() == 3 ? i * br * bc : 0), br, bc);
+      Eigen::Map<detail::RowMatrix<T>> mo(out.data<T>() + i * m * n, m, n);
+      if (attrs.transpose_a && attrs.transpose_b) {
+        mo.noalias() = ma.transpose() * mb.transpose();
+      } else if (attrs.transpose_a) {
+        mo.noalias() = ma.transpose() * mb;
+      } else if (attrs.transpose_b) {
+        mo.noalias() = ma * mb.transpose();
+      } else {
+        mo.noalias() = ma * mb;
+      }
+    }
+    return out;
+  });
+}
+
+void matmul_backward(BackwardContext& ctx, const MatmulAttrs& attrs);
+const Op<MatmulAttrs> kMatmul{"matmul", "da = g·bᵀ, db = aᵀ·g", matmul_forward, matmul_backward};
+
+Tensor product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+  matmul_shape(a, b, {transpose_a, transpose_b});
+  return kMatmul({transpose_a, transpose_b}, SourceLocation::current(), a, b);
+}
+
+void matmul_backward(BackwardContext& ctx, const MatmulAttrs& attrs) {
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  const Tensor& g = ctx.grad_output();
+  if (ctx.needs_grad(0)) {
+    ctx.set_grad(0, attrs.transpose_a ? product(b, g, attrs.transpose_b, true)
+                                      : product(g, b, false, !attrs.transpose_b));
+  }
+  if (ctx.needs_grad(1)) {
+    ctx.set_grad(1, attrs.transpose_b ? product(g, a, true, attrs.transpose_a)
+                                      : product(a, g, !attrs.transpose_a, false));
+  }
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, SourceLocation location) {
+  matmul_shape(a, b, {false, false});
+  return kMatmul({false, false}, location, a, b);
+}
+
+namespace detail {
+
+void register_matmul_ops(OpRegistry& registry) {
+  registry.add({"matmul", [](const auto& in) { return matmul(in[0], in[1]); },
+                [](DType dtype) {
+                  Generator gen(47);
+                  const std::vector<std::pair<Shape, Shape>> shapes = {
+                      {{2, 3}, {3, 4}}, {{1, 5}, {5, 1}}, {{2, 2, 3}, {2, 3, 2}},
+                      {{2, 2, 3}, {3, 4}}, {{3, 2}, {2, 2, 3}}};
+                  std::vector<OpSample> samples;
+                  for (const auto& [sa, sb] : shapes) {
+                    samples.push_back({sa.str() + " · " + sb.str(),
+                                       {sample(sa, dtype, gen), sample(sb, dtype, gen)}});
+                  }
+                  return samples;
+                },
+                // d(AB)/dA = I ⊗ Bᵀ and d(AB)/dB = A ⊗ I in row-major order, for 2-D operands.
+                [](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+                  if (in[0].rank() != 2 || in[1].rank() != 2) return {Tensor(), Tensor()};
+                  const std::int64_t m = in[0].shape()[0], k = in[0].shape()[1],
+                                     n = in[1].shape()[1];
+                  const std::vector<double> a = in[0].to_vector(), b = in[1].to_vector();
+                  Tensor ja = zeros({m * n, m * k}, f64), jb = zeros({m * n, k * n}, f64);
+                  for (std::int64_t i = 0; i < m; ++i) {
+                    for (std::int64_t j = 0; j < n; ++j) {
+                      for (std::int64_t p = 0; p < k; ++p) {
+                        ja.data<double>()[(i * n + j) * m * k + i * k + p] = b[std::size_t(p * n + j)];
+                        jb.data<double>()[(i * n + j) * k * n + p * n + j] = a[std::size_t(i * k + p)];
+                      }
+                    }
+                  }
+                  return {ja, jb};
+                }});
+}
+
+}  // namespace detail
+}  // namespace tg

@@ -1,0 +1,123 @@
+#pragma once
+// The differentiable ops. Every function records one tape entry (when grad mode is on and an
+// input requires grad) tagged with the caller's source location, which errors and reports quote.
+// Binary elementwise ops broadcast like NumPy; axes may be negative.
+#include <cstdint>
+#include <source_location>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace tg {
+
+using SourceLocation = std::source_location;
+
+// ---- elementwise (ops/elementwise.cpp, ops/unary.cpp) --------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor sub(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor mul(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor div(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor add(const Tensor& a, double b, SourceLocation location = SourceLocation::current());
+Tensor mul(const Tensor& a, double b, SourceLocation location = SourceLocation::current());
+Tensor neg(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor pow(const Tensor& x, double exponent, SourceLocation location = SourceLocation::current());
+Tensor exp(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor log(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor sqrt(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor abs(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor tanh(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor sigmoid(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor relu(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor clamp(const Tensor& x, double low, double high,
+             SourceLocation location = SourceLocation::current());
+// Differentiable dtype conversion (the gradient converts back).
+Tensor cast(const Tensor& x, DType dtype, SourceLocation location = SourceLocation::current());
+
+// ---- reductions (ops/reduce.cpp) ---------------------------------------------------------------
+Tensor sum(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim = false,
+           SourceLocation location = SourceLocation::current());
+Tensor mean(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim = false,
+            SourceLocation location = SourceLocation::current());
+// Largest value along an axis; the gradient goes to the first arg-max.
+Tensor max(const Tensor& x, std::int64_t axis, bool keepdim = false,
+           SourceLocation location = SourceLocation::current());
+// log Σ exp(x) along an axis, shifted by the maximum so it never overflows.
+Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim = false,
+                 SourceLocation location = SourceLocation::current());
+// Sums a tensor down to a shape it was broadcast from (the engine un-broadcasts with it).
+Tensor sum_to(const Tensor& x, const Shape& shape,
+              SourceLocation location = SourceLocation::current());
+Tensor broadcast_to(const Tensor& x, const Shape& shape,
+                    SourceLocation location = SourceLocation::current());
+
+// ---- shape and linear algebra (ops/shape.cpp, ops/matmul.cpp) ----------------------------------
+Tensor reshape(const Tensor& x, const Shape& shape,
+               SourceLocation location = SourceLocation::current());
+Tensor permute(const Tensor& x, const std::vector<std::int64_t>& axes,
+               SourceLocation location = SourceLocation::current());
+Tensor transpose(const Tensor& x, std::int64_t axis0 = -2, std::int64_t axis1 = -1,
+                 SourceLocation location = SourceLocation::current());
+// Elements start <= i < end along an axis.
+Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t end,
+             SourceLocation location = SourceLocation::current());
+Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis = 0,
+              SourceLocation location = SourceLocation::current());
+// Picks entries along an axis by an int64 index tensor (rows of an embedding table for axis 0).
+Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices,
+                    SourceLocation location = SourceLocation::current());
+// Matrix product of [m,k]·[k,n], or batched [b,m,k]·[b,k,n] (a 2-D side broadcasts over b).
+Tensor matmul(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+
+// ---- softmax family and losses (ops/softmax.cpp, ops/loss.cpp) ---------------------------------
+Tensor softmax(const Tensor& x, std::int64_t axis = -1,
+               SourceLocation location = SourceLocation::current());
+Tensor log_softmax(const Tensor& x, std::int64_t axis = -1,
+                   SourceLocation location = SourceLocation::current());
+
+enum class Reduction { mean, sum, none };
+
+// Softmax cross-entropy of logits [N, C] against int64 class labels [N], fused on log-softmax:
+// finite for any finite logits, gradient (softmax − onehot)/N.
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels,
+                     Reduction reduction = Reduction::mean,
+                     SourceLocation location = SourceLocation::current());
+// Negative log-likelihood of log-probabilities [N, C] against int64 labels [N].
+Tensor nll_loss(const Tensor& log_probs, const Tensor& labels,
+                Reduction reduction = Reduction::mean,
+                SourceLocation location = SourceLocation::current());
+Tensor mse_loss(const Tensor& prediction, const Tensor& target,
+                Reduction reduction = Reduction::mean,
+                SourceLocation location = SourceLocation::current());
+
+// ---- operators ---------------------------------------------------------------------------------
+
+// A tensor operand that remembers where the expression was written, so `a * b` is recorded with
+// the user's file and line rather than this header's.
+struct Operand {
+  Operand(const Tensor& tensor, SourceLocation location = SourceLocation::current())
+      : tensor(tensor), location(location) {}
+  const Tensor& tensor;
+  SourceLocation location;
+};
+
+inline Tensor operator+(Operand a, const Tensor& b) { return add(a.tensor, b, a.location); }
+inline Tensor operator-(Operand a, const Tensor& b) { return sub(a.tensor, b, a.location); }
+inline Tensor operator*(Operand a, const Tensor& b) { return mul(a.tensor, b, a.location); }
+inline Tensor operator/(Operand a, const Tensor& b) { return div(a.tensor, b, a.location); }
+inline Tensor operator+(Operand a, double b) { return add(a.tensor, b, a.location); }
+inline Tensor operator-(Operand a, double b) { return add(a.tensor, -b, a.location); }
+inline Tensor operator*(Operand a, double b) { return mul(a.tensor, b, a.location); }
+inline Tensor operator/(Operand a, double b) { return mul(a.tensor, 1.0 / b, a.location); }
+inline Tensor operator+(double a, Operand b) { return add(b.tensor, a, b.location); }
+inline Tensor operator-(double a, Operand b) {
+  return add(neg(b.tensor, b.location), a, b.location);
+}
+inline Tensor operator*(double a, Operand b) { return mul(b.tensor, a, b.location); }
+inline Tensor operator/(double a, Operand b) {
+  return mul(pow(b.tensor, -1.0, b.location), a, b.location);
+}
+inline Tensor operator-(Operand x) { return neg(x.tensor, x.location); }
+
+}  // namespace tg

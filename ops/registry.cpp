@@ -1,0 +1,21 @@
+#include "autograd/registry.h"
+#include "ops/registrations.h"
+
+namespace tg {
+
+OpRegistry& op_registry() {
+  static OpRegistry registry = [] {
+    OpRegistry builtins;
+    detail::register_elementwise_ops(builtins);
+    detail::register_unary_ops(builtins);
+    detail::register_reduce_ops(builtins);
+    detail::register_shape_ops(builtins);
+    detail::register_matmul_ops(builtins);
+    detail::register_softmax_ops(builtins);
+    detail::register_loss_ops(builtins);
+    return builtins;
+  }();
+  return registry;
+}
+
+}  // namespace tg

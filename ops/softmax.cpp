@@ -1,0 +1,227 @@
+// The softmax family along one axis, all shifted by the maximum so no exp overflows: finite for
+// inputs of any finite magnitude.
+//
+//   softmax      s = exp(x − m) / Σ exp(x − m)       dx = s ⊙ (g − ⟨g, s⟩)
+//   log_softmax  y = x − m − log Σ exp(x − m)        dx = g − exp(y) ⊙ Σ g
+//   logsumexp    y = m + log Σ exp(x − m)            dx = g ⊙ exp(x − y)
+//
+// The softmax Jacobian is diag(s) − s sᵀ: its diagonal s(1 − s) alone is not the derivative
+// (every output depends on every input), and the backward rule above is that full Jacobian
+// applied to g in O(n) without forming it. The registered reference Jacobian is the explicit
+// matrix, so the registry tests hold the rule against it.
+#include <cmath>
+
+#include "autograd/tape.h"
+#include "ops/kernels.h"
+#include "ops/ops.h"
+#include "ops/registrations.h"
+
+namespace tg {
+namespace {
+
+using detail::RowMatrix;
+using detail::RowVector;
+using detail::Vector;
+
+enum class Normalizer { softmax, log_softmax, logsumexp };
+
+struct AxisAttrs {
+  int axis;
+  bool keepdim;
+};
+
+// A shift by a non-finite maximum would turn every entry into NaN; shifting by 0 instead keeps
+// -inf entries at probability 0 and lets a +inf entry produce the NaN it should.
+template <class T>
+T finite_or_zero(T m) {
+  return std::isfinite(m) ? m : T(0);
+}
+
+template <class T>
+void normalize_vector(const T* x, T* out, std::int64_t n, Normalizer kind) {
+  const Eigen::Map<const Vector<T>> v(x, n);
+  const T m = finite_or_zero(v.maxCoeff());
+  if (kind == Normalizer::logsumexp) {
+    *out = m + std::log((v - m).exp().sum());
+    return;
+  }
+  Eigen::Map<Vector<T>> y(out, n);
+  y = (v - m).exp();
+  const T total = y.sum();
+  if (kind == Normalizer::softmax) {
+    y /= total;
+  } else {
+    y = v - (m + std::log(total));
+  }
+}
+
+template <class T>
+void normalize_block(const T* x, T* out, std::int64_t n, std::int64_t inner, Normalizer kind) {
+  const Eigen::Map<const RowMatrix<T>> block(x, n, inner);
+  const RowVector<T> m = block.colwise().maxCoeff().unaryExpr([](T v) { return finite_or_zero(v); });
+  const RowMatrix<T> e = (block.rowwise() - m).array().exp().matrix();
+  const RowVector<T> total = e.colwise().sum();
+  if (kind == Normalizer::logsumexp) {
+    Eigen::Map<RowVector<T>>(out, inner) = m.array() + total.array().log();
+    return;
+  }
+  Eigen::Map<RowMatrix<T>> y(out, n, inner);
+  if (kind == Normalizer::softmax) {
+    y = e.array().rowwise() / total.array();
+  } else {
+    y = block.rowwise() - (m.array() + total.array().log()).matrix();
+  }
+}
+
+Tensor normalize(const Tensor& x, int axis, bool keepdim, Normalizer kind, const char* op) {
+  const AxisSplit s = split_at_axis(x.shape(), axis);
+  Shape out_shape = x.shape();
+  if (kind == Normalizer::logsumexp) {
+    out_shape = keepdim ? detail::keepdim_shape(x.shape(), axis) : x.shape().without_axis(axis);
+  }
+  return dispatch_floating(x.dtype(), op, [&]<class T>() {
+    Tensor out = empty(out_shape, x.dtype());
+    if (s.dim == 0) {
+      if (kind == Normalizer::logsumexp) detail::flat<T>(out).setConstant(-INFINITY);
+      return out;
+    }
+    const std::int64_t out_block = kind == Normalizer::logsumexp ? s.inner : s.dim * s.inner;
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      const T* px = x.data<T>() + o * s.dim * s.inner;
+      T* po = out.data<T>() + o * out_block;
+      if (s.inner == 1) {
+        normalize_vector(px, po, s.dim, kind);
+      } else {
+        normalize_block(px, po, s.dim, s.inner, kind);
+      }
+    }
+    return out;
+  });
+}
+
+Tensor softmax_forward(ForwardContext& ctx, const AxisAttrs& a) {
+  return normalize(ctx.input(0), a.axis, true, Normalizer::softmax, "softmax");
+}
+void softmax_backward(BackwardContext& ctx, const AxisAttrs& a) {
+  const Tensor& s = ctx.output();
+  const Tensor& g = ctx.grad_output();
+  ctx.set_grad(0, s * (g - sum(g * s, a.axis, true)));
+}
+const Op<AxisAttrs> kSoftmax{"softmax", "dx = s ⊙ (g − ⟨g, s⟩)", softmax_forward,
+                             softmax_backward};
+
+Tensor log_softmax_forward(ForwardContext& ctx, const AxisAttrs& a) {
+  return normalize(ctx.input(0), a.axis, true, Normalizer::log_softmax, "log_softmax");
+}
+void log_softmax_backward(BackwardContext& ctx, const AxisAttrs& a) {
+  const Tensor& g = ctx.grad_output();
+  ctx.set_grad(0, g - exp(ctx.output()) * sum(g, a.axis, true));
+}
+const Op<AxisAttrs> kLogSoftmax{"log_softmax", "dx = g − exp(y) ⊙ Σg", log_softmax_forward,
+                                log_softmax_backward};
+
+Tensor logsumexp_forward(ForwardContext& ctx, const AxisAttrs& a) {
+  return normalize(ctx.input(0), a.axis, a.keepdim, Normalizer::logsumexp, "logsumexp");
+}
+void logsumexp_backward(BackwardContext& ctx, const AxisAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const Tensor g = detail::unsqueeze_reduced(ctx.grad_output(), x.shape(), a.axis, a.keepdim);
+  const Tensor y = detail::unsqueeze_reduced(ctx.output(), x.shape(), a.axis, a.keepdim);
+  ctx.set_grad(0, g * exp(x - y));
+}
+const Op<AxisAttrs> kLogsumexp{"logsumexp", "dx = g ⊙ exp(x − y)", logsumexp_forward,
+                               logsumexp_backward};
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, std::int64_t axis, SourceLocation location) {
+  return kSoftmax({normalize_axis(axis, x.rank(), "softmax"), true}, location, x);
+}
+
+Tensor log_softmax(const Tensor& x, std::int64_t axis, SourceLocation location) {
+  return kLogSoftmax({normalize_axis(axis, x.rank(), "log_softmax"), true}, location, x);
+}
+
+Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  return kLogsumexp({normalize_axis(axis, x.rank(), "logsumexp"), keepdim}, location, x);
+}
+
+namespace detail {
+
+namespace {
+
+// The explicit Jacobian of a map applied independently to every slice along `axis`, from the
+// per-slice derivative d(out k)/d(in l) given the slice's softmax s; computed in double from
+// std::exp, independently of the kernels above.
+Tensor slice_jacobian(const Tensor& x, std::int64_t axis_in, bool reduces,
+                      const std::function<double(const std::vector<double>& s, std::int64_t k,
+                                                 std::int64_t l)>& derivative) {
+  const int axis = normalize_axis(axis_in, x.rank(), "slice_jacobian");
+  const AxisSplit s = split_at_axis(x.shape(), axis);
+  const std::vector<double> v = x.to_vector();
+  const std::int64_t out_dim = reduces ? 1 : s.dim;
+  const std::int64_t rows = s.outer * out_dim * s.inner;
+  Tensor jacobian = zeros({rows, x.numel()}, f64);
+  double* pj = jacobian.data<double>();
+  for (std::int64_t o = 0; o < s.outer; ++o) {
+    for (std::int64_t i = 0; i < s.inner; ++i) {
+      std::vector<double> slice(std::size_t(s.dim));
+      double m = -INFINITY;
+      for (std::int64_t k = 0; k < s.dim; ++k) {
+        slice[std::size_t(k)] = v[std::size_t((o * s.dim + k) * s.inner + i)];
+        m = std::max(m, slice[std::size_t(k)]);
+      }
+      double total = 0;
+      for (double& e : slice) total += (e = std::exp(e - m));
+      for (double& e : slice) e /= total;
+      for (std::int64_t k = 0; k < out_dim; ++k) {
+        for (std::int64_t l = 0; l < s.dim; ++l) {
+          const std::int64_t row = (o * out_dim + k) * s.inner + i;
+          const std::int64_t col = (o * s.dim + l) * s.inner + i;
+          pj[row * x.numel() + col] = derivative(slice, k, l);
+        }
+      }
+    }
+  }
+  return jacobian;
+}
+
+}  // namespace
+
+void register_softmax_ops(OpRegistry& registry) {
+  const auto samples_for_axis = [](std::int64_t axis) {
+    return [axis](DType dtype) {
+      Generator gen(53);
+      std::vector<OpSample> samples;
+      for (const Shape& shape : std::vector<Shape>{{1}, {3}, {5, 7}, {2, 3, 4}}) {
+        if (axis >= shape.rank() || -axis > shape.rank()) continue;
+        samples.push_back({shape.str(), {sample(shape, dtype, gen, -3, 3)}});
+      }
+      return samples;
+    };
+  };
+  for (const std::int64_t axis : {-1, 0, 1}) {
+    const std::string suffix = fmt::format("(axis={})", axis);
+    registry.add({"softmax" + suffix, [=](const auto& in) { return softmax(in[0], axis); },
+                  samples_for_axis(axis), [=](const auto& in) {
+                    return std::vector{slice_jacobian(in[0], axis, false, [](const auto& s, auto k, auto l) {
+                      return (k == l ? s[std::size_t(k)] : 0.0) - s[std::size_t(k)] * s[std::size_t(l)];
+                    })};
+                  }});
+    registry.add({"log_softmax" + suffix, [=](const auto& in) { return log_softmax(in[0], axis); },
+                  samples_for_axis(axis), [=](const auto& in) {
+                    return std::vector{slice_jacobian(in[0], axis, false, [](const auto& s, auto k, auto l) {
+                      return (k == l ? 1.0 : 0.0) - s[std::size_t(l)];
+                    })};
+                  }});
+    registry.add({"logsumexp" + suffix, [=](const auto& in) { return logsumexp(in[0], axis); },
+                  samples_for_axis(axis), [=](const auto& in) {
+                    return std::vector{slice_jacobian(in[0], axis, true, [](const auto& s, auto, auto l) {
+                      return s[std::size_t(l)];
+                    })};
+                  }});
+  }
+}
+
+}  // namespace detail
+}  // namespace tg

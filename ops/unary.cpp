@@ -1,0 +1,249 @@
+// Elementwise unary functions.
+//
+//   exp      y = eˣ              dx = g ⊙ y
+//   log      y = ln x            dx = g / x
+//   sqrt     y = √x              dx = g / (2y)
+//   abs      y = |x|             dx = g ⊙ sign(x)            (0 at x = 0, as PyTorch)
+//   tanh     y = tanh x          dx = g ⊙ (1 − y²)
+//   sigmoid  y = 1/(1 + e⁻ˣ)     dx = g ⊙ y ⊙ (1 − y)
+//   relu     y = max(x, 0)       dx = g ⊙ [x > 0]
+//   clamp    y = min(max(x, lo), hi)   dx = g ⊙ [lo ≤ x ≤ hi]
+//   pow      y = xᵖ              dx = g ⊙ p·xᵖ⁻¹
+//   cast     y = x in dtype d    dx = g in x's dtype
+#include <cmath>
+
+#include "autograd/tape.h"
+#include "ops/kernels.h"
+#include "ops/ops.h"
+#include "ops/registrations.h"
+
+namespace tg {
+namespace {
+
+template <class T>
+using Scalar = typename std::decay_t<T>::Scalar;
+
+Tensor exp_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "exp", [](const auto& x) { return x.exp(); });
+}
+void exp_backward(BackwardContext& ctx, const NoAttrs&) {
+  ctx.set_grad(0, ctx.grad_output() * ctx.output());
+}
+const Op<> kExp{"exp", "dx = g ⊙ y", exp_forward, exp_backward};
+
+Tensor log_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "log", [](const auto& x) { return x.log(); });
+}
+void log_backward(BackwardContext& ctx, const NoAttrs&) {
+  ctx.set_grad(0, ctx.grad_output() / ctx.input(0));
+}
+const Op<> kLog{"log", "dx = g / x", log_forward, log_backward};
+
+Tensor sqrt_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "sqrt", [](const auto& x) { return x.sqrt(); });
+}
+void sqrt_backward(BackwardContext& ctx, const NoAttrs&) {
+  ctx.set_grad(0, ctx.grad_output() / ctx.output() * 0.5);
+}
+const Op<> kSqrt{"sqrt", "dx = g / (2y)", sqrt_forward, sqrt_backward};
+
+Tensor abs_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "abs", [](const auto& x) { return x.abs(); });
+}
+void abs_backward(BackwardContext& ctx, const NoAttrs&) {
+  const Tensor sign = detail::map_unary(ctx.input(0), "abs", [](const auto& x) { return x.sign(); });
+  ctx.set_grad(0, ctx.grad_output() * sign);
+}
+const Op<> kAbs{"abs", "dx = g ⊙ sign(x)", abs_forward, abs_backward};
+
+Tensor tanh_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "tanh", [](const auto& x) { return x.tanh(); });
+}
+void tanh_backward(BackwardContext& ctx, const NoAttrs&) {
+  const Tensor& y = ctx.output();
+  ctx.set_grad(0, ctx.grad_output() * (1.0 - y * y));
+}
+const Op<> kTanh{"tanh", "dx = g ⊙ (1 − y²)", tanh_forward, tanh_backward};
+
+Tensor sigmoid_forward(ForwardContext& ctx, const NoAttrs&) {
+  // 1/(1 + e⁻ˣ) saturates cleanly at both ends: e⁻ˣ = inf gives 0, never NaN.
+  return detail::map_unary(ctx.input(0), "sigmoid", [](const auto& x) {
+    using T = Scalar<decltype(x)>;
+    return T(1) / (T(1) + (-x).exp());
+  });
+}
+void sigmoid_backward(BackwardContext& ctx, const NoAttrs&) {
+  const Tensor& y = ctx.output();
+  ctx.set_grad(0, ctx.grad_output() * y * (1.0 - y));
+}
+const Op<> kSigmoid{"sigmoid", "dx = g ⊙ y ⊙ (1 − y)", sigmoid_forward, sigmoid_backward};
+
+Tensor relu_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "relu",
+                           [](const auto& x) { return x.max(Scalar<decltype(x)>(0)); });
+}
+void relu_backward(BackwardContext& ctx, const NoAttrs&) {
+  const Tensor positive = detail::mask_where(ctx.input(0), "relu", [](auto v) { return v > 0; });
+  ctx.set_grad(0, ctx.grad_output() * positive);
+}
+const Op<> kRelu{"relu", "dx = g ⊙ [x > 0]", relu_forward, relu_backward};
+
+struct ClampAttrs {
+  double low;
+  double high;
+};
+Tensor clamp_forward(ForwardContext& ctx, const ClampAttrs& a) {
+  return detail::map_unary(ctx.input(0), "clamp", [&](const auto& x) {
+    using T = Scalar<decltype(x)>;
+    return x.max(T(a.low)).min(T(a.high));
+  });
+}
+void clamp_backward(BackwardContext& ctx, const ClampAttrs& a) {
+  const Tensor inside = detail::mask_where(ctx.input(0), "clamp",
+                                           [&](auto v) { return v >= a.low && v <= a.high; });
+  ctx.set_grad(0, ctx.grad_output() * inside);
+}
+const Op<ClampAttrs> kClamp{"clamp", "dx = g ⊙ [lo ≤ x ≤ hi]", clamp_forward, clamp_backward};
+
+struct PowAttrs {
+  double exponent;
+};
+Tensor pow_forward(ForwardContext& ctx, const PowAttrs& a) {
+  return detail::map_unary(ctx.input(0), "pow", [&](const auto& x) {
+    return x.pow(Scalar<decltype(x)>(a.exponent));
+  });
+}
+void pow_backward(BackwardContext& ctx, const PowAttrs& a) {
+  ctx.set_grad(0, ctx.grad_output() * pow(ctx.input(0), a.exponent - 1.0) * a.exponent);
+}
+const Op<PowAttrs> kPow{"pow", "dx = g ⊙ p·xᵖ⁻¹", pow_forward, pow_backward};
+
+struct CastAttrs {
+  DType dtype;
+};
+Tensor cast_forward(ForwardContext& ctx, const CastAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  return dispatch_floating(x.dtype(), "cast", [&]<class From>() {
+    return dispatch_floating(a.dtype, "cast", [&]<class To>() {
+      Tensor out = empty(x.shape(), a.dtype);
+      detail::flat<To>(out) = detail::flat<From>(x).template cast<To>();
+      return out;
+    });
+  });
+}
+void cast_backward(BackwardContext& ctx, const CastAttrs&) {
+  ctx.set_grad(0, cast(ctx.grad_output(), ctx.input(0).dtype()));
+}
+const Op<CastAttrs> kCast{"cast", "dx = g in x's dtype", cast_forward, cast_backward};
+
+}  // namespace
+
+Tensor exp(const Tensor& x, SourceLocation location) { return kExp({}, location, x); }
+Tensor log(const Tensor& x, SourceLocation location) { return kLog({}, location, x); }
+Tensor sqrt(const Tensor& x, SourceLocation location) { return kSqrt({}, location, x); }
+Tensor abs(const Tensor& x, SourceLocation location) { return kAbs({}, location, x); }
+Tensor tanh(const Tensor& x, SourceLocation location) { return kTanh({}, location, x); }
+Tensor sigmoid(const Tensor& x, SourceLocation location) { return kSigmoid({}, location, x); }
+Tensor relu(const Tensor& x, SourceLocation location) { return kRelu({}, location, x); }
+
+Tensor clamp(const Tensor& x, double low, double high, SourceLocation location) {
+  if (!(low <= high)) fail("clamp: expected low <= high, got low = {}, high = {}", low, high);
+  return kClamp({low, high}, location, x);
+}
+
+Tensor pow(const Tensor& x, double exponent, SourceLocation location) {
+  return kPow({exponent}, location, x);
+}
+
+Tensor cast(const Tensor& x, DType dtype, SourceLocation location) {
+  if (!is_floating(dtype)) {
+    fail("cast: can only convert to float32 or float64, not {} (gradients need a floating dtype)",
+         dtype_name(dtype));
+  }
+  return kCast({dtype}, location, x);
+}
+
+namespace detail {
+
+Tensor sample(const Shape& shape, DType dtype, Generator& generator, double low, double high) {
+  return uniform(shape, generator, low, high, dtype);
+}
+
+Tensor sample_away_from_zero(const Shape& shape, DType dtype, Generator& generator) {
+  std::vector<double> values(std::size_t(shape.numel()));
+  for (double& v : values) {
+    const double magnitude = 0.2 + 1.8 * generator.uniform();
+    v = generator.uniform() < 0.5 ? -magnitude : magnitude;
+  }
+  return from_vector(values, shape, dtype);
+}
+
+Tensor diagonal_jacobian(const std::vector<double>& derivatives) {
+  const auto n = std::int64_t(derivatives.size());
+  Tensor jacobian = zeros({n, n}, f64);
+  for (std::int64_t i = 0; i < n; ++i) jacobian.data<double>()[i * n + i] = derivatives[std::size_t(i)];
+  return jacobian;
+}
+
+Tensor elementwise_jacobian(const Tensor& x, const std::function<double(double)>& derivative) {
+  std::vector<double> values = x.to_vector();
+  for (double& v : values) v = derivative(v);
+  return diagonal_jacobian(values);
+}
+
+void register_unary_ops(OpRegistry& registry) {
+  const auto samples = [](double low, double high) {
+    return [low, high](DType dtype) {
+      Generator gen(13);
+      return std::vector<OpSample>{{"[6]", {sample({6}, dtype, gen, low, high)}},
+                                   {"[2, 3]", {sample({2, 3}, dtype, gen, low, high)}},
+                                   {"[] scalar", {sample({}, dtype, gen, low, high)}},
+                                   {"[0] empty", {sample({0}, dtype, gen, low, high)}}};
+    };
+  };
+  const auto away_from_zero = [](DType dtype) {
+    Generator gen(17);
+    return std::vector<OpSample>{{"[6]", {sample_away_from_zero({6}, dtype, gen)}},
+                                 {"[2, 3]", {sample_away_from_zero({2, 3}, dtype, gen)}}};
+  };
+  const auto reference = [](std::function<double(double)> derivative) {
+    return [derivative](const std::vector<Tensor>& in) {
+      return std::vector{elementwise_jacobian(in[0], derivative)};
+    };
+  };
+  registry.add({"exp", [](const auto& in) { return exp(in[0]); }, samples(-2, 2),
+                reference([](double x) { return std::exp(x); })});
+  registry.add({"log", [](const auto& in) { return log(in[0]); }, samples(0.3, 3),
+                reference([](double x) { return 1.0 / x; })});
+  registry.add({"sqrt", [](const auto& in) { return sqrt(in[0]); }, samples(0.3, 3),
+                reference([](double x) { return 0.5 / std::sqrt(x); })});
+  registry.add({"abs", [](const auto& in) { return abs(in[0]); }, away_from_zero,
+                reference([](double x) { return x > 0 ? 1.0 : -1.0; })});
+  registry.add({"tanh", [](const auto& in) { return tanh(in[0]); }, samples(-2, 2),
+                reference([](double x) { return 1.0 - std::tanh(x) * std::tanh(x); })});
+  registry.add({"sigmoid", [](const auto& in) { return sigmoid(in[0]); }, samples(-3, 3),
+                reference([](double x) {
+                  const double s = 1.0 / (1.0 + std::exp(-x));
+                  return s * (1.0 - s);
+                })});
+  registry.add({"relu", [](const auto& in) { return relu(in[0]); }, away_from_zero,
+                reference([](double x) { return x > 0 ? 1.0 : 0.0; })});
+  // Samples in [-2, 2) with |x| >= 0.2 keep clear of the bounds ±1.1 only by chance, so the
+  // clamp samples are drawn away from the bounds explicitly.
+  registry.add({"clamp", [](const auto& in) { return clamp(in[0], -1.0, 1.0); },
+                [](DType dtype) {
+                  return std::vector<OpSample>{
+                      {"[6] inside and outside the bounds",
+                       {from_vector({-1.7, -0.6, -0.1, 0.4, 0.8, 1.5}, {6}, dtype)}}};
+                },
+                reference([](double x) { return x >= -1.0 && x <= 1.0 ? 1.0 : 0.0; })});
+  registry.add({"pow", [](const auto& in) { return pow(in[0], 2.5); }, samples(0.3, 3),
+                reference([](double x) { return 2.5 * std::pow(x, 1.5); })});
+  registry.add({"pow_integer", [](const auto& in) { return pow(in[0], 3.0); }, samples(-2, 2),
+                reference([](double x) { return 3.0 * x * x; })});
+  registry.add({"cast", [](const auto& in) { return cast(in[0], f64); }, samples(-2, 2),
+                reference([](double) { return 1.0; })});
+}
+
+}  // namespace detail
+}  // namespace tg

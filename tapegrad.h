@@ -1,0 +1,4 @@
+#pragma once
+// Everything a user of tapegrad needs: #include <tapegrad.h>.
+#include "autograd/autograd.h"
+#include "ops/ops.h"
