@@ -25,9 +25,13 @@ constexpr const char* dtype_name(DType dtype) {
   return "?";
 }
 
-constexpr std::size_t dtype_size(DType dtype) { return dtype == DType::f32 ? 4 : 8; }
+constexpr std::size_t dtype_size(DType dtype) {
+  return dtype == DType::f32 ? 4 : 8;
+}
 
-constexpr bool is_floating(DType dtype) { return dtype != DType::i64; }
+constexpr bool is_floating(DType dtype) {
+  return dtype != DType::i64;
+}
 
 template <class T>
 constexpr DType dtype_of();

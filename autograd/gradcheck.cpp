@@ -127,7 +127,8 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
     const std::size_t i = p.differentiated[j];
     const std::int64_t columns = p.inputs[i].numel();
     const std::vector<double> a = analytic[j].to_vector();
-    std::vector<double>& numeric = numeric_jacobians.emplace_back(std::size_t(output.numel() * columns));
+    std::vector<double>& numeric =
+        numeric_jacobians.emplace_back(std::size_t(output.numel() * columns));
     for (std::int64_t c = 0; c < columns; ++c) {
       const std::vector<double> column = numeric_column(f, p.inputs, i, c, options.eps);
       for (std::int64_t k = 0; k < output.numel(); ++k) {
@@ -142,8 +143,9 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
         const double excess = std::isnan(error) ? INFINITY : error - tolerance;
         if (excess > worst_excess) {
           worst_excess = excess;
-          result.worst = GradcheckEntry{i, unravel(c, p.inputs[i].shape()),
-                                        unravel(k, output_shape), a[at], numeric[at], error};
+          result.worst = GradcheckEntry{
+              i,    unravel(c, p.inputs[i].shape()), unravel(k, output_shape), a[at], numeric[at],
+              error};
         }
       }
     }
@@ -159,10 +161,10 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
     Tape tape;
     GradModeGuard grad_on(true);
     const Tensor y = f(p.inputs);
-    const std::vector<Tensor> vjp =
-        y.requires_grad() ? grad(y, wrt, v) : std::vector<Tensor>{};
+    const std::vector<Tensor> vjp = y.requires_grad() ? grad(y, wrt, v) : std::vector<Tensor>{};
     for (std::size_t j = 0; j < wrt.size(); ++j) {
-      const std::vector<double> got = vjp.empty() ? std::vector<double>(std::size_t(wrt[j].numel())) : vjp[j].to_vector();
+      const std::vector<double> got =
+          vjp.empty() ? std::vector<double>(std::size_t(wrt[j].numel())) : vjp[j].to_vector();
       const auto columns = std::int64_t(got.size());
       for (std::int64_t c = 0; c < columns; ++c) {
         double expected = 0;
@@ -170,7 +172,8 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
           expected += vv[k] * numeric_jacobians[j][std::size_t(std::int64_t(k) * columns + c)];
         }
         const double error = std::abs(got[std::size_t(c)] - expected);
-        result.random_vjp_error = std::max(result.random_vjp_error, std::isnan(error) ? INFINITY : error);
+        result.random_vjp_error =
+            std::max(result.random_vjp_error, std::isnan(error) ? INFINITY : error);
         if (!(error <= options.atol + options.rtol * std::abs(expected))) {
           result.passed = false;
         }
@@ -180,9 +183,10 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
 
   result.passed = result.passed && result.entries_failed == 0;
   if (result.passed) {
-    result.report = fmt::format("gradcheck passed: {} Jacobian entries, max |analytic − numeric| "
-                                "= {:.3g}, random-cotangent VJP error {:.3g}",
-                                result.entries_checked, result.max_error, result.random_vjp_error);
+    result.report = fmt::format(
+        "gradcheck passed: {} Jacobian entries, max |analytic − numeric| "
+        "= {:.3g}, random-cotangent VJP error {:.3g}",
+        result.entries_checked, result.max_error, result.random_vjp_error);
   } else if (result.entries_failed == 0) {
     result.report = fmt::format(
         "gradcheck failed: every Jacobian entry matches, but the VJP for a random cotangent is off "

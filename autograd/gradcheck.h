@@ -14,9 +14,10 @@ namespace tg {
 
 using Function = std::function<Tensor(const std::vector<Tensor>& inputs)>;
 
-// Defaults as PyTorch's gradcheck: an entry passes when |analytic − numeric| ≤ atol + rtol·|numeric|.
+// Defaults as PyTorch's gradcheck: an entry passes when |analytic − numeric| ≤ atol +
+// rtol·|numeric|.
 struct GradcheckOptions {
-  double eps = 1e-6;   // finite-difference step, in float64
+  double eps = 1e-6;  // finite-difference step, in float64
   double atol = 1e-5;
   double rtol = 1e-3;
   std::uint64_t seed = 0;  // for the random cotangents

@@ -18,6 +18,8 @@ spdlog::logger& logger() {
   return *instance;
 }
 
-void set_log_level(spdlog::level::level_enum level) { logger().set_level(level); }
+void set_log_level(spdlog::level::level_enum level) {
+  logger().set_level(level);
+}
 
 }  // namespace tg

@@ -48,7 +48,9 @@ bool Shape::operator==(const Shape& other) const {
   return true;
 }
 
-std::string Shape::str() const { return fmt::format("[{}]", fmt::join(dims(), ", ")); }
+std::string Shape::str() const {
+  return fmt::format("[{}]", fmt::join(dims(), ", "));
+}
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   const int rank = std::max(a.rank(), b.rank());

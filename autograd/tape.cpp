@@ -61,8 +61,8 @@ struct TapeCore {
 
   std::int64_t route_of(const Tensor& input, const OpBase& op, std::size_t position) const;
   void record(const OpBase& op, const void* attrs, std::size_t attrs_size,
-              std::span<const Tensor* const> inputs, Tensor& output,
-              std::span<const Tensor> saved, const std::source_location& location);
+              std::span<const Tensor* const> inputs, Tensor& output, std::span<const Tensor> saved,
+              const std::source_location& location);
   void free_entry(Entry& entry);
   void clear();
   void compact();
@@ -114,16 +114,16 @@ class BusyScope {
 };
 
 [[noreturn]] void fail_graph_gone(const char* what) {
-  fail("{}: the graph behind this tensor is gone: it was freed by an earlier backward without "
-       "retain_graph, or its tape was cleared or destroyed (run the forward again, or pass "
-       "retain_graph = true to the first backward)",
-       what);
+  fail(
+      "{}: the graph behind this tensor is gone: it was freed by an earlier backward without "
+      "retain_graph, or its tape was cleared or destroyed (run the forward again, or pass "
+      "retain_graph = true to the first backward)",
+      what);
 }
 
 }  // namespace
 
-std::int64_t TapeCore::route_of(const Tensor& input, const OpBase& op,
-                                std::size_t position) const {
+std::int64_t TapeCore::route_of(const Tensor& input, const OpBase& op, std::size_t position) const {
   if (!input.requires_grad()) return kNoRoute;
   const Link& link = input.impl()->link;
   if (link.core == nullptr) return kLeafRoute;
@@ -131,9 +131,10 @@ std::int64_t TapeCore::route_of(const Tensor& input, const OpBase& op,
   if (link.core != this && link.core->alive && link.generation == link.core->generation) {
     return kLeafRoute;  // recorded on another live tape: gradients stop at the tape boundary
   }
-  fail("{}: input {} was recorded on a tape that is gone or was cleared; detach() it to use it "
-       "as a constant",
-       op.name, position);
+  fail(
+      "{}: input {} was recorded on a tape that is gone or was cleared; detach() it to use it "
+      "as a constant",
+      op.name, position);
 }
 
 void TapeCore::record(const OpBase& op, const void* attrs, std::size_t attrs_size,
@@ -203,7 +204,8 @@ void TapeCore::compact() {
     needed[i] = 1;
     if (e.freed) continue;
     for (std::int64_t r = e.first_ref; r < e.output_ref(); ++r) {
-      if (refs[std::size_t(r)].route >= 0) needed[std::size_t(refs[std::size_t(r)].route_entry)] = 1;
+      if (refs[std::size_t(r)].route >= 0)
+        needed[std::size_t(refs[std::size_t(r)].route_entry)] = 1;
     }
   }
   // The needed entries move to a new generation with new indices; links into the old one (only
@@ -287,15 +289,20 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
 
 }  // namespace detail
 
-// ---- grad mode -----------------------------------------------------------------------------------
+// ---- grad mode
+// -----------------------------------------------------------------------------------
 
-bool grad_enabled() { return detail::thread_state.grad_enabled; }
+bool grad_enabled() {
+  return detail::thread_state.grad_enabled;
+}
 
 GradModeGuard::GradModeGuard(bool enabled) : previous_(detail::thread_state.grad_enabled) {
   detail::thread_state.grad_enabled = enabled;
 }
 
-GradModeGuard::~GradModeGuard() { detail::thread_state.grad_enabled = previous_; }
+GradModeGuard::~GradModeGuard() {
+  detail::thread_state.grad_enabled = previous_;
+}
 
 void ForwardContext::save(const Tensor& residual) {
   if (!recording_) return;
@@ -303,7 +310,8 @@ void ForwardContext::save(const Tensor& residual) {
   saved_[num_saved_++] = residual;
 }
 
-// ---- Tape ----------------------------------------------------------------------------------------
+// ---- Tape
+// ----------------------------------------------------------------------------------------
 
 Tape::Tape() : core_(new detail::TapeCore), scoped_(true) {
   core_->owner = this;
@@ -338,8 +346,12 @@ Tape& Tape::current() {
   return owner ? *owner : default_tape();
 }
 
-std::size_t Tape::size() const { return core_->entries.size(); }
-void Tape::clear() { core_->clear(); }
+std::size_t Tape::size() const {
+  return core_->entries.size();
+}
+void Tape::clear() {
+  core_->clear();
+}
 
 TapeEntryView Tape::entry(std::int64_t index) const {
   detail::TapeCore& core = *core_;
@@ -366,7 +378,8 @@ std::vector<TapeEntryView> Tape::entries() const {
   return views;
 }
 
-// ---- backward ------------------------------------------------------------------------------------
+// ---- backward
+// ------------------------------------------------------------------------------------
 
 namespace {
 
@@ -402,9 +415,10 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
   const char* what = wrt.empty() ? "backward" : "grad";
   if (!y.defined()) fail("{}: the output tensor is undefined", what);
   if (!y.requires_grad()) {
-    fail("{}: the output does not require grad: no input of the ops that produced it requires "
-         "grad (call requires_grad(true) on a leaf), or it was computed under NoGradGuard",
-         what);
+    fail(
+        "{}: the output does not require grad: no input of the ops that produced it requires "
+        "grad (call requires_grad(true) on a leaf), or it was computed under NoGradGuard",
+        what);
   }
   Tensor seed = seed_in;
   if (!seed.defined()) {
@@ -445,7 +459,8 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
     detail::TapeCore& core = *link.core;
     if (!core.holds(link) || core.entry(link.entry).freed) detail::fail_graph_gone(what);
     for (std::size_t k = 0; k < wrt.size(); ++k) {
-      if (!wrt[k].defined()) fail("grad: input {} to differentiate with respect to is undefined", k);
+      if (!wrt[k].defined())
+        fail("grad: input {} to differentiate with respect to is undefined", k);
       const detail::Link& wanted = wrt[k].impl()->link;
       if (core.holds(wanted)) {
         wanted_refs[k] = wanted.ref;

@@ -42,7 +42,8 @@ class NoGradGuard : public GradModeGuard {
   NoGradGuard() : GradModeGuard(false) {}
 };
 
-// ---- defining ops --------------------------------------------------------------------------------
+// ---- defining ops
+// --------------------------------------------------------------------------------
 
 struct NoAttrs {};
 
@@ -69,7 +70,8 @@ class BackwardContext {
  public:
   BackwardContext(std::span<const Tensor> inputs, const Tensor& output,
                   std::span<const Tensor> saved, const Tensor& grad_output,
-                  std::span<const std::uint8_t> needs_grad, std::span<Tensor> grads, bool create_graph)
+                  std::span<const std::uint8_t> needs_grad, std::span<Tensor> grads,
+                  bool create_graph)
       : inputs_(inputs),
         output_(output),
         saved_(saved),

@@ -21,7 +21,9 @@ constexpr std::align_val_t kBufferAlignment{64};
 Storage::Storage(std::size_t bytes)
     : data(::operator new(bytes == 0 ? 1 : bytes, kBufferAlignment)), bytes(bytes) {}
 
-Storage::~Storage() { ::operator delete(data, kBufferAlignment); }
+Storage::~Storage() {
+  ::operator delete(data, kBufferAlignment);
+}
 
 }  // namespace detail
 
@@ -30,15 +32,23 @@ detail::TensorImpl& Tensor::checked_impl(const char* what) const {
   return *impl_;
 }
 
-const Shape& Tensor::shape() const { return checked_impl("Tensor::shape").shape; }
-DType Tensor::dtype() const { return checked_impl("Tensor::dtype").dtype; }
+const Shape& Tensor::shape() const {
+  return checked_impl("Tensor::shape").shape;
+}
+DType Tensor::dtype() const {
+  return checked_impl("Tensor::dtype").dtype;
+}
 
 std::int64_t Tensor::size(std::int64_t axis) const {
   return shape()[normalize_axis(axis, rank(), "Tensor::size")];
 }
 
-const void* Tensor::raw_data() const { return checked_impl("Tensor::raw_data").storage->data; }
-void* Tensor::raw_data() { return checked_impl("Tensor::raw_data").storage->data; }
+const void* Tensor::raw_data() const {
+  return checked_impl("Tensor::raw_data").storage->data;
+}
+void* Tensor::raw_data() {
+  return checked_impl("Tensor::raw_data").storage->data;
+}
 
 namespace {
 
@@ -99,7 +109,9 @@ std::vector<double> Tensor::to_vector() const {
   return values;
 }
 
-Tensor Tensor::to(DType target) const { return cast(*this, target); }
+Tensor Tensor::to(DType target) const {
+  return cast(*this, target);
+}
 
 Tensor Tensor::detach() const {
   const detail::TensorImpl& impl = checked_impl("Tensor::detach");
@@ -112,13 +124,16 @@ Tensor Tensor::copy() const {
   return out;
 }
 
-bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+bool Tensor::requires_grad() const {
+  return impl_ && impl_->requires_grad;
+}
 
 Tensor& Tensor::requires_grad(bool value) {
   detail::TensorImpl& impl = checked_impl("Tensor::requires_grad");
   if (impl.link.core) {
-    fail("Tensor::requires_grad: only leaf tensors can change requires_grad; this one was "
-         "produced by a recorded op (use detach() for a new leaf)");
+    fail(
+        "Tensor::requires_grad: only leaf tensors can change requires_grad; this one was "
+        "produced by a recorded op (use detach() for a new leaf)");
   }
   if (value && !is_floating(impl.dtype)) {
     fail("Tensor::requires_grad: only floating tensors can require grad, this one is {}",
@@ -128,11 +143,17 @@ Tensor& Tensor::requires_grad(bool value) {
   return *this;
 }
 
-bool Tensor::is_leaf() const { return checked_impl("Tensor::is_leaf").link.core == nullptr; }
+bool Tensor::is_leaf() const {
+  return checked_impl("Tensor::is_leaf").link.core == nullptr;
+}
 
-Tensor Tensor::grad() const { return checked_impl("Tensor::grad").grad; }
+Tensor Tensor::grad() const {
+  return checked_impl("Tensor::grad").grad;
+}
 
-void Tensor::zero_grad() { checked_impl("Tensor::zero_grad").grad = Tensor(); }
+void Tensor::zero_grad() {
+  checked_impl("Tensor::zero_grad").grad = Tensor();
+}
 
 void Tensor::backward(const Tensor& seed, BackwardOptions options) const {
   run_backward(*this, seed, options, {});
@@ -201,7 +222,8 @@ void print_block(std::ostream& out, const Tensor& t, const std::vector<double>& 
   const std::int64_t n = s[axis];
   for (std::int64_t i = 0; i < n; ++i) {
     if (summarize && n > 2 * kEdgeItems && i == kEdgeItems) {
-      out << (axis + 1 == s.rank() ? "..., " : "...,\n" + std::string(std::size_t(indent + 1), ' '));
+      out << (axis + 1 == s.rank() ? "..., "
+                                   : "...,\n" + std::string(std::size_t(indent + 1), ' '));
       i = n - kEdgeItems - 1;
       continue;
     }
@@ -293,9 +315,15 @@ Tensor zeros(const Shape& shape, DType dtype) {
   return out;
 }
 
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor zeros_like(const Tensor& like) { return zeros(like.shape(), like.dtype()); }
-Tensor ones_like(const Tensor& like) { return ones(like.shape(), like.dtype()); }
+Tensor ones(const Shape& shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
+Tensor zeros_like(const Tensor& like) {
+  return zeros(like.shape(), like.dtype());
+}
+Tensor ones_like(const Tensor& like) {
+  return ones(like.shape(), like.dtype());
+}
 
 Tensor arange(double start, double stop, double step, DType dtype) {
   if (step == 0 || !std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step)) {
@@ -308,7 +336,9 @@ Tensor arange(double start, double stop, double step, DType dtype) {
   return out;
 }
 
-Tensor arange(std::int64_t stop, DType dtype) { return arange(0.0, double(stop), 1.0, dtype); }
+Tensor arange(std::int64_t stop, DType dtype) {
+  return arange(0.0, double(stop), 1.0, dtype);
+}
 
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
   if (std::int64_t(values.size()) != shape.numel()) {

@@ -171,7 +171,9 @@ inline Tensor::Tensor(std::shared_ptr<detail::TensorImpl> impl) : impl_(std::mov
   acquire();
 }
 
-inline Tensor::Tensor(const Tensor& other) : impl_(other.impl_) { acquire(); }
+inline Tensor::Tensor(const Tensor& other) : impl_(other.impl_) {
+  acquire();
+}
 
 inline Tensor& Tensor::operator=(const Tensor& other) {
   if (this != &other) {

@@ -85,7 +85,9 @@ const Op<Scalar> kMulScalar{"mul_scalar", "da = c·g", mul_scalar_forward, mul_s
 Tensor neg_forward(ForwardContext& ctx, const NoAttrs&) {
   return detail::map_unary(ctx.input(0), "neg", [](const auto& a) { return -a; });
 }
-void neg_backward(BackwardContext& ctx, const NoAttrs&) { ctx.set_grad(0, -ctx.grad_output()); }
+void neg_backward(BackwardContext& ctx, const NoAttrs&) {
+  ctx.set_grad(0, -ctx.grad_output());
+}
 const Op<> kNeg{"neg", "da = −g", neg_forward, neg_backward};
 
 }  // namespace
@@ -108,7 +110,9 @@ Tensor add(const Tensor& a, double b, SourceLocation location) {
 Tensor mul(const Tensor& a, double b, SourceLocation location) {
   return kMulScalar({b}, location, a);
 }
-Tensor neg(const Tensor& x, SourceLocation location) { return kNeg({}, location, x); }
+Tensor neg(const Tensor& x, SourceLocation location) {
+  return kNeg({}, location, x);
+}
 
 namespace detail {
 
@@ -118,7 +122,7 @@ void register_elementwise_ops(OpRegistry& registry) {
     return [positive_b](DType dtype) {
       Generator gen(7);
       const std::vector<std::pair<Shape, Shape>> shapes = {
-          {{3}, {3}}, {{2, 3}, {2, 3}}, {{2, 3}, {}}, {{2, 3}, {3}},
+          {{3}, {3}},       {{2, 3}, {2, 3}},    {{2, 3}, {}}, {{2, 3}, {3}},
           {{4, 1}, {1, 3}}, {{2, 1, 3}, {4, 1}}, {{1}, {2, 2}}};
       std::vector<OpSample> samples;
       for (const auto& [sa, sb] : shapes) {
@@ -169,7 +173,8 @@ void register_elementwise_ops(OpRegistry& registry) {
                 [](const auto& in) {
                   return std::vector{elementwise_jacobian(in[0], [](double) { return -2.5; })};
                 }});
-  registry.add({"neg", [](const auto& in) { return -in[0]; }, unary_samples, [](const auto& in) {
+  registry.add({"neg", [](const auto& in) { return -in[0]; }, unary_samples,
+                [](const auto& in) {
                   return std::vector{elementwise_jacobian(in[0], [](double) { return -1.0; })};
                 }});
 }

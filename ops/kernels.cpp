@@ -47,7 +47,9 @@ BroadcastRows::BroadcastRows(const Shape& out, const Shape& a, const Shape& b) :
   }
 }
 
-Shape keepdim_shape(const Shape& shape, int axis) { return shape.with_dim(axis, 1); }
+Shape keepdim_shape(const Shape& shape, int axis) {
+  return shape.with_dim(axis, 1);
+}
 
 Tensor unsqueeze_reduced(const Tensor& grad, const Shape& input_shape, int axis, bool keepdim) {
   return keepdim ? grad : reshape(grad, keepdim_shape(input_shape, axis));

@@ -106,9 +106,8 @@ Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, Fn fn) {
     const std::int64_t n = rows.length();
     rows.for_each([&](std::int64_t row, std::int64_t ia, std::int64_t ib) {
       with_segment(pa + ia, n, rows.a_repeats(), [&](const auto& sa) {
-        with_segment(pb + ib, n, rows.b_repeats(), [&](const auto& sb) {
-          Eigen::Map<Vector<T>>(po + row * n, n) = fn(sa, sb);
-        });
+        with_segment(pb + ib, n, rows.b_repeats(),
+                     [&](const auto& sb) { Eigen::Map<Vector<T>>(po + row * n, n) = fn(sa, sb); });
       });
     });
     return out;

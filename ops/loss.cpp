@@ -94,7 +94,8 @@ void cross_entropy_backward(BackwardContext& ctx, const ReductionAttrs& a) {
   // the second derivative sees its dependence on them.
   const Tensor probs = ctx.create_graph() ? softmax(logits, 1) : ctx.saved(0);
   const Tensor target = one_hot(ctx.input(1), logits.shape()[1], logits.dtype());
-  ctx.set_grad(0, (probs - target) * scaled_grad(ctx.grad_output(), a.reduction, logits.shape()[0]));
+  ctx.set_grad(0,
+               (probs - target) * scaled_grad(ctx.grad_output(), a.reduction, logits.shape()[0]));
 }
 const Op<ReductionAttrs> kCrossEntropy{"cross_entropy", "dx = (softmax(x) − onehot(y)) ⊙ r·g",
                                        cross_entropy_forward, cross_entropy_backward};
@@ -165,18 +166,23 @@ void register_loss_ops(OpRegistry& registry) {
   for (const Reduction r : {Reduction::mean, Reduction::sum, Reduction::none}) {
     const std::string suffix = fmt::format("({})", reduction_name(r));
     registry.add({"cross_entropy" + suffix,
-                  [=](const auto& in) { return cross_entropy(in[0], in[1], r); }, class_samples,
+                  [=](const auto& in) { return cross_entropy(in[0], in[1], r); },
+                  class_samples,
                   {}});
-    registry.add({"nll_loss" + suffix, [=](const auto& in) { return nll_loss(in[0], in[1], r); },
-                  class_samples, {}});
-    registry.add({"mse_loss" + suffix, [=](const auto& in) { return mse_loss(in[0], in[1], r); },
-                  [](DType dtype) {
-                    Generator gen(61);
-                    return std::vector<OpSample>{
-                        {"[2, 3] and [2, 3]", {sample({2, 3}, dtype, gen), sample({2, 3}, dtype, gen)}},
-                        {"[2, 3] and [3]", {sample({2, 3}, dtype, gen), sample({3}, dtype, gen)}}};
-                  },
+    registry.add({"nll_loss" + suffix,
+                  [=](const auto& in) { return nll_loss(in[0], in[1], r); },
+                  class_samples,
                   {}});
+    registry.add(
+        {"mse_loss" + suffix,
+         [=](const auto& in) { return mse_loss(in[0], in[1], r); },
+         [](DType dtype) {
+           Generator gen(61);
+           return std::vector<OpSample>{
+               {"[2, 3] and [2, 3]", {sample({2, 3}, dtype, gen), sample({2, 3}, dtype, gen)}},
+               {"[2, 3] and [3]", {sample({2, 3}, dtype, gen), sample({3}, dtype, gen)}}};
+         },
+         {}});
   }
 }
 

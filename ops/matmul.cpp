@@ -112,36 +112,38 @@ Tensor matmul(const Tensor& a, const Tensor& b, SourceLocation location) {
 namespace detail {
 
 void register_matmul_ops(OpRegistry& registry) {
-  registry.add({"matmul", [](const auto& in) { return matmul(in[0], in[1]); },
-                [](DType dtype) {
-                  Generator gen(47);
-                  const std::vector<std::pair<Shape, Shape>> shapes = {
-                      {{2, 3}, {3, 4}}, {{1, 5}, {5, 1}}, {{2, 2, 3}, {2, 3, 2}},
-                      {{2, 2, 3}, {3, 4}}, {{3, 2}, {2, 2, 3}}};
-                  std::vector<OpSample> samples;
-                  for (const auto& [sa, sb] : shapes) {
-                    samples.push_back({sa.str() + " · " + sb.str(),
-                                       {sample(sa, dtype, gen), sample(sb, dtype, gen)}});
-                  }
-                  return samples;
-                },
-                // d(AB)/dA = I ⊗ Bᵀ and d(AB)/dB = A ⊗ I in row-major order, for 2-D operands.
-                [](const std::vector<Tensor>& in) -> std::vector<Tensor> {
-                  if (in[0].rank() != 2 || in[1].rank() != 2) return {Tensor(), Tensor()};
-                  const std::int64_t m = in[0].shape()[0], k = in[0].shape()[1],
-                                     n = in[1].shape()[1];
-                  const std::vector<double> a = in[0].to_vector(), b = in[1].to_vector();
-                  Tensor ja = zeros({m * n, m * k}, f64), jb = zeros({m * n, k * n}, f64);
-                  for (std::int64_t i = 0; i < m; ++i) {
-                    for (std::int64_t j = 0; j < n; ++j) {
-                      for (std::int64_t p = 0; p < k; ++p) {
-                        ja.data<double>()[(i * n + j) * m * k + i * k + p] = b[std::size_t(p * n + j)];
-                        jb.data<double>()[(i * n + j) * k * n + p * n + j] = a[std::size_t(i * k + p)];
-                      }
-                    }
-                  }
-                  return {ja, jb};
-                }});
+  registry.add(
+      {"matmul", [](const auto& in) { return matmul(in[0], in[1]); },
+       [](DType dtype) {
+         Generator gen(47);
+         const std::vector<std::pair<Shape, Shape>> shapes = {{{2, 3}, {3, 4}},
+                                                              {{1, 5}, {5, 1}},
+                                                              {{2, 2, 3}, {2, 3, 2}},
+                                                              {{2, 2, 3}, {3, 4}},
+                                                              {{3, 2}, {2, 2, 3}}};
+         std::vector<OpSample> samples;
+         for (const auto& [sa, sb] : shapes) {
+           samples.push_back(
+               {sa.str() + " · " + sb.str(), {sample(sa, dtype, gen), sample(sb, dtype, gen)}});
+         }
+         return samples;
+       },
+       // d(AB)/dA = I ⊗ Bᵀ and d(AB)/dB = A ⊗ I in row-major order, for 2-D operands.
+       [](const std::vector<Tensor>& in) -> std::vector<Tensor> {
+         if (in[0].rank() != 2 || in[1].rank() != 2) return {Tensor(), Tensor()};
+         const std::int64_t m = in[0].shape()[0], k = in[0].shape()[1], n = in[1].shape()[1];
+         const std::vector<double> a = in[0].to_vector(), b = in[1].to_vector();
+         Tensor ja = zeros({m * n, m * k}, f64), jb = zeros({m * n, k * n}, f64);
+         for (std::int64_t i = 0; i < m; ++i) {
+           for (std::int64_t j = 0; j < n; ++j) {
+             for (std::int64_t p = 0; p < k; ++p) {
+               ja.data<double>()[(i * n + j) * m * k + i * k + p] = b[std::size_t(p * n + j)];
+               jb.data<double>()[(i * n + j) * k * n + p * n + j] = a[std::size_t(i * k + p)];
+             }
+           }
+         }
+         return {ja, jb};
+       }});
 }
 
 }  // namespace detail

@@ -12,7 +12,8 @@ namespace tg {
 
 using SourceLocation = std::source_location;
 
-// ---- elementwise (ops/elementwise.cpp, ops/unary.cpp) --------------------------------------------
+// ---- elementwise (ops/elementwise.cpp, ops/unary.cpp)
+// --------------------------------------------
 Tensor add(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
 Tensor sub(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
 Tensor mul(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
@@ -68,7 +69,8 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis = 0,
 Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices,
                     SourceLocation location = SourceLocation::current());
 // Matrix product of [m,k]·[k,n], or batched [b,m,k]·[b,k,n] (a 2-D side broadcasts over b).
-Tensor matmul(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor matmul(const Tensor& a, const Tensor& b,
+              SourceLocation location = SourceLocation::current());
 
 // ---- softmax family and losses (ops/softmax.cpp, ops/loss.cpp) ---------------------------------
 Tensor softmax(const Tensor& x, std::int64_t axis = -1,
@@ -102,22 +104,44 @@ struct Operand {
   SourceLocation location;
 };
 
-inline Tensor operator+(Operand a, const Tensor& b) { return add(a.tensor, b, a.location); }
-inline Tensor operator-(Operand a, const Tensor& b) { return sub(a.tensor, b, a.location); }
-inline Tensor operator*(Operand a, const Tensor& b) { return mul(a.tensor, b, a.location); }
-inline Tensor operator/(Operand a, const Tensor& b) { return div(a.tensor, b, a.location); }
-inline Tensor operator+(Operand a, double b) { return add(a.tensor, b, a.location); }
-inline Tensor operator-(Operand a, double b) { return add(a.tensor, -b, a.location); }
-inline Tensor operator*(Operand a, double b) { return mul(a.tensor, b, a.location); }
-inline Tensor operator/(Operand a, double b) { return mul(a.tensor, 1.0 / b, a.location); }
-inline Tensor operator+(double a, Operand b) { return add(b.tensor, a, b.location); }
+inline Tensor operator+(Operand a, const Tensor& b) {
+  return add(a.tensor, b, a.location);
+}
+inline Tensor operator-(Operand a, const Tensor& b) {
+  return sub(a.tensor, b, a.location);
+}
+inline Tensor operator*(Operand a, const Tensor& b) {
+  return mul(a.tensor, b, a.location);
+}
+inline Tensor operator/(Operand a, const Tensor& b) {
+  return div(a.tensor, b, a.location);
+}
+inline Tensor operator+(Operand a, double b) {
+  return add(a.tensor, b, a.location);
+}
+inline Tensor operator-(Operand a, double b) {
+  return add(a.tensor, -b, a.location);
+}
+inline Tensor operator*(Operand a, double b) {
+  return mul(a.tensor, b, a.location);
+}
+inline Tensor operator/(Operand a, double b) {
+  return mul(a.tensor, 1.0 / b, a.location);
+}
+inline Tensor operator+(double a, Operand b) {
+  return add(b.tensor, a, b.location);
+}
 inline Tensor operator-(double a, Operand b) {
   return add(neg(b.tensor, b.location), a, b.location);
 }
-inline Tensor operator*(double a, Operand b) { return mul(b.tensor, a, b.location); }
+inline Tensor operator*(double a, Operand b) {
+  return mul(b.tensor, a, b.location);
+}
 inline Tensor operator/(double a, Operand b) {
   return mul(pow(b.tensor, -1.0, b.location), a, b.location);
 }
-inline Tensor operator-(Operand x) { return neg(x.tensor, x.location); }
+inline Tensor operator-(Operand x) {
+  return neg(x.tensor, x.location);
+}
 
 }  // namespace tg

@@ -28,7 +28,8 @@ struct AxisAttrs {
 // else columns of each [n, inner] block.
 Tensor sum_over_axis(const Tensor& x, int axis, bool keepdim, const char* op) {
   const AxisSplit s = split_at_axis(x.shape(), axis);
-  const Shape out_shape = keepdim ? detail::keepdim_shape(x.shape(), axis) : x.shape().without_axis(axis);
+  const Shape out_shape =
+      keepdim ? detail::keepdim_shape(x.shape(), axis) : x.shape().without_axis(axis);
   return dispatch_floating(x.dtype(), op, [&]<class T>() {
     Tensor out = empty(out_shape, x.dtype());
     const T* px = x.data<T>();
@@ -39,7 +40,9 @@ Tensor sum_over_axis(const Tensor& x, int axis, bool keepdim, const char* op) {
     } else {
       for (std::int64_t o = 0; o < s.outer; ++o) {
         Eigen::Map<RowVector<T>>(po + o * s.inner, s.inner) =
-            Eigen::Map<const RowMatrix<T>>(px + o * s.dim * s.inner, s.dim, s.inner).colwise().sum();
+            Eigen::Map<const RowMatrix<T>>(px + o * s.dim * s.inner, s.dim, s.inner)
+                .colwise()
+                .sum();
       }
     }
     return out;
@@ -64,7 +67,9 @@ Tensor sum_forward(ForwardContext& ctx, const AxisAttrs& a) {
 }
 void sum_backward(BackwardContext& ctx, const AxisAttrs& a) {
   const Shape& shape = ctx.input(0).shape();
-  ctx.set_grad(0, broadcast_to(detail::unsqueeze_reduced(ctx.grad_output(), shape, a.axis, a.keepdim), shape));
+  ctx.set_grad(
+      0,
+      broadcast_to(detail::unsqueeze_reduced(ctx.grad_output(), shape, a.axis, a.keepdim), shape));
 }
 const Op<AxisAttrs> kSum{"sum", "dx = broadcast(g)", sum_forward, sum_backward};
 
@@ -128,7 +133,8 @@ Tensor max_forward(ForwardContext& ctx, const AxisAttrs& a) {
 }
 void max_backward(BackwardContext& ctx, const AxisAttrs& a) {
   const Shape& shape = ctx.input(0).shape();
-  ctx.set_grad(0, detail::unsqueeze_reduced(ctx.grad_output(), shape, a.axis, a.keepdim) * ctx.saved(0));
+  ctx.set_grad(
+      0, detail::unsqueeze_reduced(ctx.grad_output(), shape, a.axis, a.keepdim) * ctx.saved(0));
 }
 const Op<AxisAttrs> kMax{"max", "dx = broadcast(g) ⊙ onehot(argmax)", max_forward, max_backward};
 
@@ -184,13 +190,17 @@ const Op<ShapeAttrs> kBroadcastTo{"broadcast_to", "dx = sum of g back to x's sha
 
 }  // namespace
 
-Tensor sum(const Tensor& x, SourceLocation location) { return kSumAll({}, location, x); }
+Tensor sum(const Tensor& x, SourceLocation location) {
+  return kSumAll({}, location, x);
+}
 
 Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
   return kSum({normalize_axis(axis, x.rank(), "sum"), keepdim}, location, x);
 }
 
-Tensor mean(const Tensor& x, SourceLocation location) { return kMeanAll({}, location, x); }
+Tensor mean(const Tensor& x, SourceLocation location) {
+  return kMeanAll({}, location, x);
+}
 
 Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
   return kMean({normalize_axis(axis, x.rank(), "mean"), keepdim}, location, x);
@@ -237,27 +247,41 @@ void register_reduce_ops(OpRegistry& registry) {
   for (const std::int64_t axis : {0, -1}) {
     for (const bool keepdim : {false, true}) {
       const std::string suffix = fmt::format("(axis={}, keepdim={})", axis, keepdim);
-      registry.add({"sum" + suffix, [=](const auto& in) { return sum(in[0], axis, keepdim); },
-                    axis_samples, {}});
-      registry.add({"mean" + suffix, [=](const auto& in) { return mean(in[0], axis, keepdim); },
-                    axis_samples, {}});
-      registry.add({"max" + suffix, [=](const auto& in) { return max(in[0], axis, keepdim); },
-                    axis_samples, {}});
+      registry.add({"sum" + suffix,
+                    [=](const auto& in) { return sum(in[0], axis, keepdim); },
+                    axis_samples,
+                    {}});
+      registry.add({"mean" + suffix,
+                    [=](const auto& in) { return mean(in[0], axis, keepdim); },
+                    axis_samples,
+                    {}});
+      registry.add({"max" + suffix,
+                    [=](const auto& in) { return max(in[0], axis, keepdim); },
+                    axis_samples,
+                    {}});
     }
   }
-  registry.add({"sum_to", [](const auto& in) { return sum_to(in[0], {3, 1}); },
+  registry.add({"sum_to",
+                [](const auto& in) {
+                  return sum_to(in[0], {3, 1});
+                },
                 [](DType dtype) {
                   Generator gen(23);
-                  return std::vector<OpSample>{{"[2, 3, 4] to [3, 1]", {sample({2, 3, 4}, dtype, gen)}},
-                                               {"[3, 5] to [3, 1]", {sample({3, 5}, dtype, gen)}}};
+                  return std::vector<OpSample>{
+                      {"[2, 3, 4] to [3, 1]", {sample({2, 3, 4}, dtype, gen)}},
+                      {"[3, 5] to [3, 1]", {sample({3, 5}, dtype, gen)}}};
                 },
                 {}});
-  registry.add({"broadcast_to", [](const auto& in) { return broadcast_to(in[0], {2, 3, 4}); },
+  registry.add({"broadcast_to",
+                [](const auto& in) {
+                  return broadcast_to(in[0], {2, 3, 4});
+                },
                 [](DType dtype) {
                   Generator gen(29);
-                  return std::vector<OpSample>{{"[3, 1] to [2, 3, 4]", {sample({3, 1}, dtype, gen)}},
-                                               {"[4] to [2, 3, 4]", {sample({4}, dtype, gen)}},
-                                               {"[] to [2, 3, 4]", {sample({}, dtype, gen)}}};
+                  return std::vector<OpSample>{
+                      {"[3, 1] to [2, 3, 4]", {sample({3, 1}, dtype, gen)}},
+                      {"[4] to [2, 3, 4]", {sample({4}, dtype, gen)}},
+                      {"[] to [2, 3, 4]", {sample({}, dtype, gen)}}};
                 },
                 {}});
 }

@@ -214,7 +214,8 @@ const Op<IndexAttrs> kIndexSelectBackward{"index_select_backward", "dg = index_s
                                           index_add_forward, index_add_backward};
 
 void index_select_backward(BackwardContext& ctx, const IndexAttrs& a) {
-  ctx.set_grad(0, kIndexSelectBackward(a, SourceLocation::current(), ctx.grad_output(), ctx.input(1)));
+  ctx.set_grad(0,
+               kIndexSelectBackward(a, SourceLocation::current(), ctx.grad_output(), ctx.input(1)));
 }
 
 }  // namespace
@@ -310,17 +311,29 @@ void register_shape_ops(OpRegistry& registry) {
       return std::vector<OpSample>{{shape.str(), {sample(shape, dtype, gen)}}};
     };
   };
-  registry.add({"reshape", [](const auto& in) { return reshape(in[0], {3, 2, 2}); },
-                samples({2, 6}), {}});
-  registry.add({"permute", [](const auto& in) { return permute(in[0], {2, 0, 1}); },
-                samples({2, 3, 4}), {}});
-  registry.add({"transpose", [](const auto& in) { return transpose(in[0]); }, samples({3, 5}),
+  registry.add({"reshape",
+                [](const auto& in) {
+                  return reshape(in[0], {3, 2, 2});
+                },
+                samples({2, 6}),
                 {}});
-  registry.add({"slice", [](const auto& in) { return slice(in[0], 1, 1, 3); }, samples({3, 4}),
+  registry.add({"permute",
+                [](const auto& in) {
+                  return permute(in[0], {2, 0, 1});
+                },
+                samples({2, 3, 4}),
                 {}});
-  registry.add({"slice(axis=0)", [](const auto& in) { return slice(in[0], 0, 2, 4); },
-                samples({5, 2, 3}), {}});
-  registry.add({"concat", [](const auto& in) { return concat({in[0], in[1], in[2]}, 1); },
+  registry.add({"transpose", [](const auto& in) { return transpose(in[0]); }, samples({3, 5}), {}});
+  registry.add(
+      {"slice", [](const auto& in) { return slice(in[0], 1, 1, 3); }, samples({3, 4}), {}});
+  registry.add({"slice(axis=0)",
+                [](const auto& in) { return slice(in[0], 0, 2, 4); },
+                samples({5, 2, 3}),
+                {}});
+  registry.add({"concat",
+                [](const auto& in) {
+                  return concat({in[0], in[1], in[2]}, 1);
+                },
                 [](DType dtype) {
                   Generator gen(37);
                   return std::vector<OpSample>{
@@ -329,21 +342,25 @@ void register_shape_ops(OpRegistry& registry) {
                         sample({2, 2}, dtype, gen)}}};
                 },
                 {}});
-  registry.add({"index_select", [](const auto& in) { return index_select(in[0], 0, in[1]); },
-                [](DType dtype) {
-                  Generator gen(41);
-                  return std::vector<OpSample>{
-                      {"rows [4, 3] with repeats", {sample({4, 3}, dtype, gen), int64_tensor({2, 0, 2, 3})}},
-                      {"axis 0 of [5]", {sample({5}, dtype, gen), int64_tensor({4, 1})}}};
-                },
-                {}});
-  registry.add({"index_select(axis=1)", [](const auto& in) { return index_select(in[0], 1, in[1]); },
-                [](DType dtype) {
-                  Generator gen(43);
-                  return std::vector<OpSample>{
-                      {"columns of [2, 4, 2]", {sample({2, 4, 2}, dtype, gen), int64_tensor({3, 3, 0})}}};
-                },
-                {}});
+  registry.add(
+      {"index_select",
+       [](const auto& in) { return index_select(in[0], 0, in[1]); },
+       [](DType dtype) {
+         Generator gen(41);
+         return std::vector<OpSample>{
+             {"rows [4, 3] with repeats", {sample({4, 3}, dtype, gen), int64_tensor({2, 0, 2, 3})}},
+             {"axis 0 of [5]", {sample({5}, dtype, gen), int64_tensor({4, 1})}}};
+       },
+       {}});
+  registry.add(
+      {"index_select(axis=1)",
+       [](const auto& in) { return index_select(in[0], 1, in[1]); },
+       [](DType dtype) {
+         Generator gen(43);
+         return std::vector<OpSample>{
+             {"columns of [2, 4, 2]", {sample({2, 4, 2}, dtype, gen), int64_tensor({3, 3, 0})}}};
+       },
+       {}});
 }
 
 }  // namespace detail

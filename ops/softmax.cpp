@@ -58,7 +58,8 @@ void normalize_vector(const T* x, T* out, std::int64_t n, Normalizer kind) {
 template <class T>
 void normalize_block(const T* x, T* out, std::int64_t n, std::int64_t inner, Normalizer kind) {
   const Eigen::Map<const RowMatrix<T>> block(x, n, inner);
-  const RowVector<T> m = block.colwise().maxCoeff().unaryExpr([](T v) { return finite_or_zero(v); });
+  const RowVector<T> m =
+      block.colwise().maxCoeff().unaryExpr([](T v) { return finite_or_zero(v); });
   const RowMatrix<T> e = (block.rowwise() - m).array().exp().matrix();
   const RowVector<T> total = e.colwise().sum();
   if (kind == Normalizer::logsumexp) {
@@ -107,8 +108,7 @@ void softmax_backward(BackwardContext& ctx, const AxisAttrs& a) {
   const Tensor& g = ctx.grad_output();
   ctx.set_grad(0, s * (g - sum(g * s, a.axis, true)));
 }
-const Op<AxisAttrs> kSoftmax{"softmax", "dx = s ⊙ (g − ⟨g, s⟩)", softmax_forward,
-                             softmax_backward};
+const Op<AxisAttrs> kSoftmax{"softmax", "dx = s ⊙ (g − ⟨g, s⟩)", softmax_forward, softmax_backward};
 
 Tensor log_softmax_forward(ForwardContext& ctx, const AxisAttrs& a) {
   return normalize(ctx.input(0), a.axis, true, Normalizer::log_softmax, "log_softmax");
@@ -202,24 +202,29 @@ void register_softmax_ops(OpRegistry& registry) {
   };
   for (const std::int64_t axis : {-1, 0, 1}) {
     const std::string suffix = fmt::format("(axis={})", axis);
-    registry.add({"softmax" + suffix, [=](const auto& in) { return softmax(in[0], axis); },
-                  samples_for_axis(axis), [=](const auto& in) {
-                    return std::vector{slice_jacobian(in[0], axis, false, [](const auto& s, auto k, auto l) {
-                      return (k == l ? s[std::size_t(k)] : 0.0) - s[std::size_t(k)] * s[std::size_t(l)];
-                    })};
-                  }});
+    registry.add(
+        {"softmax" + suffix, [=](const auto& in) { return softmax(in[0], axis); },
+         samples_for_axis(axis),
+         [=](const auto& in) {
+           return std::vector{slice_jacobian(in[0], axis, false, [](const auto& s, auto k, auto l) {
+             return (k == l ? s[std::size_t(k)] : 0.0) - s[std::size_t(k)] * s[std::size_t(l)];
+           })};
+         }});
     registry.add({"log_softmax" + suffix, [=](const auto& in) { return log_softmax(in[0], axis); },
-                  samples_for_axis(axis), [=](const auto& in) {
-                    return std::vector{slice_jacobian(in[0], axis, false, [](const auto& s, auto k, auto l) {
-                      return (k == l ? 1.0 : 0.0) - s[std::size_t(l)];
-                    })};
+                  samples_for_axis(axis),
+                  [=](const auto& in) {
+                    return std::vector{
+                        slice_jacobian(in[0], axis, false, [](const auto& s, auto k, auto l) {
+                          return (k == l ? 1.0 : 0.0) - s[std::size_t(l)];
+                        })};
                   }});
-    registry.add({"logsumexp" + suffix, [=](const auto& in) { return logsumexp(in[0], axis); },
-                  samples_for_axis(axis), [=](const auto& in) {
-                    return std::vector{slice_jacobian(in[0], axis, true, [](const auto& s, auto, auto l) {
-                      return s[std::size_t(l)];
-                    })};
-                  }});
+    registry.add(
+        {"logsumexp" + suffix, [=](const auto& in) { return logsumexp(in[0], axis); },
+         samples_for_axis(axis),
+         [=](const auto& in) {
+           return std::vector{slice_jacobian(
+               in[0], axis, true, [](const auto& s, auto, auto l) { return s[std::size_t(l)]; })};
+         }});
   }
 }
 

@@ -51,7 +51,8 @@ Tensor abs_forward(ForwardContext& ctx, const NoAttrs&) {
   return detail::map_unary(ctx.input(0), "abs", [](const auto& x) { return x.abs(); });
 }
 void abs_backward(BackwardContext& ctx, const NoAttrs&) {
-  const Tensor sign = detail::map_unary(ctx.input(0), "abs", [](const auto& x) { return x.sign(); });
+  const Tensor sign =
+      detail::map_unary(ctx.input(0), "abs", [](const auto& x) { return x.sign(); });
   ctx.set_grad(0, ctx.grad_output() * sign);
 }
 const Op<> kAbs{"abs", "dx = g ⊙ sign(x)", abs_forward, abs_backward};
@@ -99,8 +100,8 @@ Tensor clamp_forward(ForwardContext& ctx, const ClampAttrs& a) {
   });
 }
 void clamp_backward(BackwardContext& ctx, const ClampAttrs& a) {
-  const Tensor inside = detail::mask_where(ctx.input(0), "clamp",
-                                           [&](auto v) { return v >= a.low && v <= a.high; });
+  const Tensor inside =
+      detail::mask_where(ctx.input(0), "clamp", [&](auto v) { return v >= a.low && v <= a.high; });
   ctx.set_grad(0, ctx.grad_output() * inside);
 }
 const Op<ClampAttrs> kClamp{"clamp", "dx = g ⊙ [lo ≤ x ≤ hi]", clamp_forward, clamp_backward};
@@ -109,9 +110,8 @@ struct PowAttrs {
   double exponent;
 };
 Tensor pow_forward(ForwardContext& ctx, const PowAttrs& a) {
-  return detail::map_unary(ctx.input(0), "pow", [&](const auto& x) {
-    return x.pow(Scalar<decltype(x)>(a.exponent));
-  });
+  return detail::map_unary(ctx.input(0), "pow",
+                           [&](const auto& x) { return x.pow(Scalar<decltype(x)>(a.exponent)); });
 }
 void pow_backward(BackwardContext& ctx, const PowAttrs& a) {
   ctx.set_grad(0, ctx.grad_output() * pow(ctx.input(0), a.exponent - 1.0) * a.exponent);
@@ -138,13 +138,27 @@ const Op<CastAttrs> kCast{"cast", "dx = g in x's dtype", cast_forward, cast_back
 
 }  // namespace
 
-Tensor exp(const Tensor& x, SourceLocation location) { return kExp({}, location, x); }
-Tensor log(const Tensor& x, SourceLocation location) { return kLog({}, location, x); }
-Tensor sqrt(const Tensor& x, SourceLocation location) { return kSqrt({}, location, x); }
-Tensor abs(const Tensor& x, SourceLocation location) { return kAbs({}, location, x); }
-Tensor tanh(const Tensor& x, SourceLocation location) { return kTanh({}, location, x); }
-Tensor sigmoid(const Tensor& x, SourceLocation location) { return kSigmoid({}, location, x); }
-Tensor relu(const Tensor& x, SourceLocation location) { return kRelu({}, location, x); }
+Tensor exp(const Tensor& x, SourceLocation location) {
+  return kExp({}, location, x);
+}
+Tensor log(const Tensor& x, SourceLocation location) {
+  return kLog({}, location, x);
+}
+Tensor sqrt(const Tensor& x, SourceLocation location) {
+  return kSqrt({}, location, x);
+}
+Tensor abs(const Tensor& x, SourceLocation location) {
+  return kAbs({}, location, x);
+}
+Tensor tanh(const Tensor& x, SourceLocation location) {
+  return kTanh({}, location, x);
+}
+Tensor sigmoid(const Tensor& x, SourceLocation location) {
+  return kSigmoid({}, location, x);
+}
+Tensor relu(const Tensor& x, SourceLocation location) {
+  return kRelu({}, location, x);
+}
 
 Tensor clamp(const Tensor& x, double low, double high, SourceLocation location) {
   if (!(low <= high)) fail("clamp: expected low <= high, got low = {}, high = {}", low, high);
@@ -181,7 +195,8 @@ Tensor sample_away_from_zero(const Shape& shape, DType dtype, Generator& generat
 Tensor diagonal_jacobian(const std::vector<double>& derivatives) {
   const auto n = std::int64_t(derivatives.size());
   Tensor jacobian = zeros({n, n}, f64);
-  for (std::int64_t i = 0; i < n; ++i) jacobian.data<double>()[i * n + i] = derivatives[std::size_t(i)];
+  for (std::int64_t i = 0; i < n; ++i)
+    jacobian.data<double>()[i * n + i] = derivatives[std::size_t(i)];
   return jacobian;
 }
 

@@ -22,8 +22,13 @@ void expect_error(Call call, std::initializer_list<const char*> fragments) {
 
 TEST(Errors, ShapeAndDtypeMismatchesNameTheOpAndBothOperands) {
   expect_error([] { add(ones({2, 3}), ones({4})); }, {"add", "[2, 3]", "[4]"});
-  expect_error([] { mul(ones({2}), ones({2}, f64)); }, {"mul", "dtype mismatch", "float32", "float64"});
-  expect_error([] { matmul(ones({2, 3}), ones({4, 5})); }, {"matmul", "[2, 3]", "[4, 5]", "3 vs 4"});
+  expect_error([] { mul(ones({2}), ones({2}, f64)); },
+               {"mul", "dtype mismatch", "float32", "float64"});
+  expect_error(
+      [] {
+        matmul(ones({2, 3}), ones({4, 5}));
+      },
+      {"matmul", "[2, 3]", "[4, 5]", "3 vs 4"});
   expect_error([] { matmul(ones({2, 2, 3}), ones({3, 3, 1})); }, {"matmul", "batch"});
   expect_error([] { matmul(ones({3}), ones({3, 1})); }, {"matmul", "2-D or 3-D", "[3]"});
   expect_error([] { reshape(ones({2, 3}), {4}); }, {"reshape", "[2, 3]", "[4]"});
@@ -39,17 +44,26 @@ TEST(Errors, AxesAndRangesAreChecked) {
   expect_error([] { slice(ones({2, 3}), 1, 2, 4); }, {"slice", "[2, 4)", "size 3"});
   expect_error([] { permute(ones({2, 3}), {0, 0}); }, {"permute", "twice"});
   expect_error([] { max(ones({2, 0}), 1); }, {"max", "size 0"});
-  expect_error([] { index_select(ones({3, 2}), 0, int64_tensor({0, 3})); },
-               {"index_select", "index 3", "size 3"});
+  expect_error(
+      [] {
+        index_select(ones({3, 2}), 0, int64_tensor({0, 3}));
+      },
+      {"index_select", "index 3", "size 3"});
   expect_error([] { index_select(ones({3, 2}), 0, ones({2})); }, {"index_select", "int64"});
   expect_error([] { clamp(ones({2}), 1.0, -1.0); }, {"clamp", "low <= high"});
 }
 
 TEST(Errors, LossLabelsAreChecked) {
-  expect_error([] { cross_entropy(ones({2, 3}), int64_tensor({0, 3})); },
-               {"cross_entropy", "label 3", "sample 1", "3 classes"});
-  expect_error([] { cross_entropy(ones({2, 3}), int64_tensor({0})); },
-               {"cross_entropy", "[2]", "[1]"});
+  expect_error(
+      [] {
+        cross_entropy(ones({2, 3}), int64_tensor({0, 3}));
+      },
+      {"cross_entropy", "label 3", "sample 1", "3 classes"});
+  expect_error(
+      [] {
+        cross_entropy(ones({2, 3}), int64_tensor({0}));
+      },
+      {"cross_entropy", "[2]", "[1]"});
   expect_error([] { nll_loss(ones({2, 3}), int64_tensor({-1, 0})); }, {"nll_loss", "label -1"});
   expect_error([] { cross_entropy(ones({3}), int64_tensor({0})); }, {"cross_entropy", "[N, C]"});
 }
@@ -58,14 +72,18 @@ TEST(Errors, BackwardRuleReturningAWrongShapeIsCaughtByTheEngine) {
   static const Op<> bad_rule{
       "bad_rule", "dx = (wrong shape)",
       [](ForwardContext& ctx, const NoAttrs&) { return ctx.input(0).detach().copy(); },
-      [](BackwardContext& ctx, const NoAttrs&) { ctx.set_grad(0, ones({5}, ctx.input(0).dtype())); }};
+      [](BackwardContext& ctx, const NoAttrs&) {
+        ctx.set_grad(0, ones({5}, ctx.input(0).dtype()));
+      }};
   Tensor x = ones({2, 3}).requires_grad(true);
   expect_error([&] { sum(bad_rule({}, SourceLocation::current(), x)).backward(); },
                {"backward of 'bad_rule'", "shape [5]", "input 0 of shape [2, 3]"});
   static const Op<> bad_dtype{
       "bad_dtype", "dx = (wrong dtype)",
       [](ForwardContext& ctx, const NoAttrs&) { return ctx.input(0).detach().copy(); },
-      [](BackwardContext& ctx, const NoAttrs&) { ctx.set_grad(0, ones({2, 3}, f64)); }};
+      [](BackwardContext& ctx, const NoAttrs&) {
+        ctx.set_grad(0, ones({2, 3}, f64));
+      }};
   expect_error([&] { sum(bad_dtype({}, SourceLocation::current(), x)).backward(); },
                {"backward of 'bad_dtype'", "float64 gradient", "float32"});
 }

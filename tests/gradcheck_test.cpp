@@ -62,8 +62,9 @@ TEST(Gradcheck, NamesTheWrongEntryWithAnalyticAndNumericValues) {
 }
 
 TEST(Gradcheck, RandomCotangentCatchesARuleThatIsNotLinearInG) {
-  const GradcheckResult r = gradcheck(
-      [](const auto& in) { return square_with<nonlinear_in_g_rule>(in[0]); }, {tensor({0.5, -1.0}, f64)});
+  const GradcheckResult r =
+      gradcheck([](const auto& in) { return square_with<nonlinear_in_g_rule>(in[0]); },
+                {tensor({0.5, -1.0}, f64)});
   EXPECT_FALSE(r.passed);
   EXPECT_EQ(r.entries_failed, 0u);  // one-hot cotangents cannot see it
   EXPECT_NE(r.report.find("not linear in the cotangent"), std::string::npos) << r.report;
@@ -97,14 +98,15 @@ TEST(Gradgradcheck, PassesForDifferentiableRulesAndFailsForADetachedOne) {
 TEST(Jacobian, IsOneVjpPerOutputElement) {
   const Tensor a = tensor({{1, 2}, {3, 4}}, f64);
   const Tensor b = reshape(tensor({5, 6}, f64), {2, 1});
-  const std::vector<Tensor> j = jacobian([](const auto& in) { return matmul(in[0], in[1]); }, {a, b});
+  const std::vector<Tensor> j =
+      jacobian([](const auto& in) { return matmul(in[0], in[1]); }, {a, b});
   ASSERT_EQ(j.size(), 2u);
   EXPECT_EQ(j[0].shape(), Shape({2, 4}));
   EXPECT_EQ(j[0].to_vector(), std::vector<double>({5, 6, 0, 0, 0, 0, 5, 6}));
   EXPECT_EQ(j[1].to_vector(), std::vector<double>({1, 2, 3, 4}));
-  const std::vector<Tensor> labels_too = jacobian(
-      [](const auto& in) { return cross_entropy(in[0], in[1], Reduction::none); },
-      {tensor({{0.0, 0.0}}, f64), int64_tensor({1})});
+  const std::vector<Tensor> labels_too =
+      jacobian([](const auto& in) { return cross_entropy(in[0], in[1], Reduction::none); },
+               {tensor({{0.0, 0.0}}, f64), int64_tensor({1})});
   EXPECT_EQ(labels_too[0].to_vector(), std::vector<double>({0.5, -0.5}));
   EXPECT_FALSE(labels_too[1].defined());
 }

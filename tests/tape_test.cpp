@@ -7,7 +7,9 @@
 namespace tg {
 namespace {
 
-std::vector<double> values(const Tensor& t) { return t.to_vector(); }
+std::vector<double> values(const Tensor& t) {
+  return t.to_vector();
+}
 
 TEST(Backward, AccumulatesIntoLeavesUntilZeroGrad) {
   Tensor x = tensor({1, 2, 3}, f64).requires_grad(true);

@@ -83,8 +83,7 @@ TEST(Tensor, PrintsLikePyTorch) {
   Tensor x = tensor({1, 2}).requires_grad(true);
   EXPECT_EQ(x.str(), "tensor([1., 2.], requires_grad=true)");
   EXPECT_EQ((x * x).str(), "tensor([1., 4.], grad_fn=<mul>)");
-  EXPECT_EQ(zeros({2, 1, 2}).str(),
-            "tensor([[[0., 0.]],\n\n        [[0., 0.]]])");
+  EXPECT_EQ(zeros({2, 1, 2}).str(), "tensor([[[0., 0.]],\n\n        [[0., 0.]]])");
   const std::string big = arange(2000).str();
   EXPECT_NE(big.find("0.,    1.,    2., ..., 1997., 1998., 1999."), std::string::npos) << big;
   EXPECT_EQ(Tensor().str(), "tensor(undefined)");

@@ -8,14 +8,17 @@
 namespace tg {
 namespace {
 
-std::vector<double> values(const Tensor& t) { return t.to_vector(); }
+std::vector<double> values(const Tensor& t) {
+  return t.to_vector();
+}
 
 TEST(Elementwise, ArithmeticBroadcastsAndHasScalarForms) {
   const Tensor a = tensor({{1, 2, 3}, {4, 5, 6}}, f64);
   const Tensor b = tensor({10, 20, 30}, f64);
   EXPECT_EQ(values(a + b), std::vector<double>({11, 22, 33, 14, 25, 36}));
   EXPECT_EQ(values(b - a), std::vector<double>({9, 18, 27, 6, 15, 24}));
-  EXPECT_EQ(values(a * reshape(tensor({2, 3}, f64), {2, 1})), std::vector<double>({2, 4, 6, 12, 15, 18}));
+  EXPECT_EQ(values(a * reshape(tensor({2, 3}, f64), {2, 1})),
+            std::vector<double>({2, 4, 6, 12, 15, 18}));
   EXPECT_EQ(values(b / a), std::vector<double>({10, 10, 10, 2.5, 4, 5}));
   EXPECT_EQ(values(2.0 - b), std::vector<double>({-8, -18, -28}));
   EXPECT_EQ(values(b / 10.0), std::vector<double>({1, 2, 3}));
@@ -68,8 +71,10 @@ TEST(Shape, ReshapePermuteSliceConcatIndexSelect) {
   const Tensor p = permute(cube, {2, 0, 1});
   EXPECT_EQ(p.shape(), Shape({4, 2, 3}));
   EXPECT_EQ(p.at({1, 1, 2}), cube.at({1, 2, 1}));
-  EXPECT_EQ(values(transpose(tensor({{1, 2, 3}, {4, 5, 6}}))), std::vector<double>({1, 4, 2, 5, 3, 6}));
-  EXPECT_EQ(values(slice(cube, 2, 1, 3)), std::vector<double>({1, 2, 5, 6, 9, 10, 13, 14, 17, 18, 21, 22}));
+  EXPECT_EQ(values(transpose(tensor({{1, 2, 3}, {4, 5, 6}}))),
+            std::vector<double>({1, 4, 2, 5, 3, 6}));
+  EXPECT_EQ(values(slice(cube, 2, 1, 3)),
+            std::vector<double>({1, 2, 5, 6, 9, 10, 13, 14, 17, 18, 21, 22}));
   EXPECT_EQ(slice(cube, 0, 1, 1).shape(), Shape({0, 3, 4}));
   const Tensor joined = concat({reshape(tensor({1, 2}), {2, 1}), tensor({{3, 4}, {5, 6}})}, 1);
   EXPECT_EQ(values(joined), std::vector<double>({1, 3, 4, 2, 5, 6}));
@@ -101,7 +106,8 @@ TEST(Losses, CrossEntropyValueAndGradientIsSoftmaxMinusOnehotOverN) {
   loss.backward();
   const std::vector<double> s = softmax(logits.detach(), 1).to_vector();
   const std::vector<double> onehot = {0, 0, 1, 1, 0, 0};
-  for (std::size_t i = 0; i < 6; ++i) EXPECT_NEAR(logits.grad().to_vector()[i], (s[i] - onehot[i]) / 2, 1e-15);
+  for (std::size_t i = 0; i < 6; ++i)
+    EXPECT_NEAR(logits.grad().to_vector()[i], (s[i] - onehot[i]) / 2, 1e-15);
   EXPECT_NEAR(cross_entropy(logits, labels, Reduction::sum).item(), 2 * loss.item(), 1e-14);
   EXPECT_EQ(cross_entropy(logits, labels, Reduction::none).shape(), Shape({2}));
   EXPECT_NEAR(nll_loss(log_softmax(logits, 1), labels).item(), loss.item(), 1e-14);

@@ -17,6 +17,10 @@ struct Case {
   std::string label;
 };
 
+void PrintTo(const Case& c, std::ostream* out) {
+  *out << c.op << " on " << c.label;
+}
+
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
   for (const OpRegistration& r : op_registry().ops()) {
@@ -49,7 +53,8 @@ TEST_P(RegisteredOp, BackwardRuleMatchesItsReferenceJacobian) {
     const std::vector<double> want = reference[i].to_vector();
     const std::vector<double> got = computed[i].to_vector();
     double worst = 0;
-    for (std::size_t k = 0; k < want.size(); ++k) worst = std::max(worst, std::abs(want[k] - got[k]));
+    for (std::size_t k = 0; k < want.size(); ++k)
+      worst = std::max(worst, std::abs(want[k] - got[k]));
     EXPECT_LT(worst, 1e-12) << "input " << i;
   }
   if (!compared) GTEST_SKIP() << "the reference Jacobian does not cover this sample";
@@ -72,21 +77,46 @@ TEST_P(RegisteredOp, Float32ForwardMatchesFloat64) {
 TEST(Registry, HoldsEveryBuiltInOpFamily) {
   std::size_t samples = 0;
   for (const OpRegistration& r : op_registry().ops()) samples += r.samples(f64).size();
-  for (const char* name : {"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs",
-                           "tanh", "sigmoid", "relu", "clamp", "sum", "mean", "max(axis=0, keepdim=false)",
-                           "logsumexp(axis=-1)", "matmul", "transpose", "permute", "reshape", "slice",
-                           "concat", "index_select", "softmax(axis=-1)", "log_softmax(axis=0)",
-                           "cross_entropy(mean)", "nll_loss(sum)", "mse_loss(none)"}) {
+  for (const char* name : {"add",
+                           "sub",
+                           "mul",
+                           "div",
+                           "neg",
+                           "pow",
+                           "exp",
+                           "log",
+                           "sqrt",
+                           "abs",
+                           "tanh",
+                           "sigmoid",
+                           "relu",
+                           "clamp",
+                           "sum",
+                           "mean",
+                           "max(axis=0, keepdim=false)",
+                           "logsumexp(axis=-1)",
+                           "matmul",
+                           "transpose",
+                           "permute",
+                           "reshape",
+                           "slice",
+                           "concat",
+                           "index_select",
+                           "softmax(axis=-1)",
+                           "log_softmax(axis=0)",
+                           "cross_entropy(mean)",
+                           "nll_loss(sum)",
+                           "mse_loss(none)"}) {
     EXPECT_NO_THROW(op_registry().find(name)) << name;
   }
-  std::cout << "[ registry ] " << op_registry().ops().size() << " ops, " << samples
-            << " samples\n";
+  std::cout << "[ registry ] " << op_registry().ops().size() << " ops, " << samples << " samples\n";
   EXPECT_THROW(op_registry().find("no such op"), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, RegisteredOp, ::testing::ValuesIn(all_cases()),
                          [](const ::testing::TestParamInfo<Case>& info) {
-                           std::string name = info.param.op + "_" + std::to_string(info.param.sample);
+                           std::string name =
+                               info.param.op + "_" + std::to_string(info.param.sample);
                            for (char& c : name) {
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            }

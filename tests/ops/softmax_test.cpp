@@ -52,7 +52,8 @@ TEST_P(SoftmaxAlongAxis, VjpEqualsCotangentTimesTheExplicitJacobian) {
   double worst = 0;
   for (std::int64_t col = 0; col < n; ++col) {
     double expected = 0;
-    for (std::int64_t row = 0; row < n; ++row) expected += gv[std::size_t(row)] * j[std::size_t(row * n + col)];
+    for (std::int64_t row = 0; row < n; ++row)
+      expected += gv[std::size_t(row)] * j[std::size_t(row * n + col)];
     worst = std::max(worst, std::abs(vjp.to_vector()[std::size_t(col)] - expected));
   }
   EXPECT_LT(worst, 1e-12);
