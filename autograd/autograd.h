@@ -2,6 +2,7 @@
 // The engine: tensors, the tape, backward, gradient checking, the op registry and logging.
 #include "autograd/dtype.h"
 #include "autograd/error.h"
+#include "autograd/functional.h"
 #include "autograd/gradcheck.h"
 #include "autograd/log.h"
 #include "autograd/registry.h"

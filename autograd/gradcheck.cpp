@@ -4,8 +4,8 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <filesystem>
 
-#include "autograd/tape.h"
 #include "ops/ops.h"
 
 namespace tg {
@@ -14,16 +14,34 @@ namespace {
 std::vector<std::int64_t> unravel(std::int64_t flat, const Shape& shape) {
   std::vector<std::int64_t> index(std::size_t(shape.rank()));
   for (int d = shape.rank() - 1; d >= 0; --d) {
-    index[std::size_t(d)] = flat % std::max<std::int64_t>(shape[d], 1);
-    flat /= std::max<std::int64_t>(shape[d], 1);
+    const std::int64_t dim = std::max<std::int64_t>(shape[d], 1);
+    index[std::size_t(d)] = flat % dim;
+    flat /= dim;
   }
   return index;
 }
 
-// Fresh leaves holding the inputs' values (float64 when `to_f64`), marked for differentiation.
+std::string describe(const GradcheckEntry& e) {
+  if (e.output_index.empty() && e.input_index.empty()) {
+    return fmt::format(
+        "vᵀJu along random directions: analytic {:.8g}, numeric {:.8g}, error {:.3g}", e.analytic,
+        e.numeric, e.error);
+  }
+  return fmt::format("d output[{}] / d input {}[{}]: analytic {:.8g}, numeric {:.8g}, error {:.3g}",
+                     fmt::join(e.output_index, ", "), e.input, fmt::join(e.input_index, ", "),
+                     e.analytic, e.numeric, e.error);
+}
+
+// Fresh leaves holding the inputs' values (in float64 when `to_f64`), marked for differentiation.
 struct Prepared {
   std::vector<Tensor> inputs;
   std::vector<std::size_t> differentiated;
+
+  std::vector<Tensor> wrt() const {
+    std::vector<Tensor> out;
+    for (std::size_t i : differentiated) out.push_back(inputs[i]);
+    return out;
+  }
 };
 
 Prepared prepare(const std::vector<Tensor>& inputs, bool to_f64) {
@@ -48,173 +66,312 @@ Prepared prepare(const std::vector<Tensor>& inputs, bool to_f64) {
   return p;
 }
 
-// Analytic Jacobians of f at p's inputs by one VJP per output element; the output's values are
-// returned through `output`.
-std::vector<Tensor> reverse_jacobian(const Function& f, const Prepared& p, Tensor& output) {
-  Tape tape;
-  GradModeGuard grad_on(true);
-  output = f(p.inputs);
-  if (!output.defined() || !is_floating(output.dtype())) {
+Tensor evaluate(const Function& f, const std::vector<Tensor>& inputs) {
+  Tensor y = f(inputs);
+  if (!y.defined() || !is_floating(y.dtype())) {
     fail("gradcheck: the function must return a floating tensor");
   }
-  std::vector<Tensor> wrt;
-  std::vector<Tensor> jacobians;
-  for (std::size_t i : p.differentiated) {
-    wrt.push_back(p.inputs[i]);
-    jacobians.push_back(zeros({output.numel(), p.inputs[i].numel()}, p.inputs[i].dtype()));
+  return y;
+}
+
+// VJPs of f at p's inputs for the cotangent v (zeros for inputs y does not depend on).
+std::vector<Tensor> vjp(const Tensor& y, const Prepared& p, const Tensor& v) {
+  if (!y.requires_grad()) {
+    std::vector<Tensor> zero;
+    for (const Tensor& x : p.wrt()) zero.push_back(zeros_like(x));
+    return zero;
   }
-  if (!output.requires_grad()) return jacobians;  // f ignores its inputs: a zero Jacobian
-  Tensor seed = zeros_like(output);
-  for (std::int64_t k = 0; k < output.numel(); ++k) {
-    NoGradGuard no_grad;
-    seed = zeros_like(output);
+  return grad(y, p.wrt(), v, {.retain_graph = true});
+}
+
+// Analytic Jacobians at p's inputs by one VJP per output element of the recorded output y.
+std::vector<std::vector<double>> reverse_jacobian(const Tensor& y, const Prepared& p) {
+  std::vector<std::vector<double>> jacobians(p.differentiated.size());
+  for (std::int64_t k = 0; k < y.numel(); ++k) {
+    Tensor seed = zeros_like(y);
     dispatch_floating(seed.dtype(), "gradcheck", [&]<class T>() { seed.data<T>()[k] = T(1); });
-    const std::vector<Tensor> grads = grad(output, wrt, seed, {.retain_graph = true});
+    const std::vector<Tensor> grads = vjp(y, p, seed);
     for (std::size_t j = 0; j < grads.size(); ++j) {
       const std::vector<double> row = grads[j].to_vector();
-      dispatch_floating(jacobians[j].dtype(), "gradcheck", [&]<class T>() {
-        T* pj = jacobians[j].data<T>() + k * grads[j].numel();
-        for (std::size_t c = 0; c < row.size(); ++c) pj[c] = T(row[c]);
-      });
+      jacobians[j].insert(jacobians[j].end(), row.begin(), row.end());
     }
   }
   return jacobians;
 }
 
-void perturb(Tensor& x, std::int64_t element, double delta) {
+void add_to_element(Tensor& x, std::int64_t element, double delta) {
   dispatch_floating(x.dtype(), "gradcheck", [&]<class T>() { x.data<T>()[element] += T(delta); });
 }
 
-std::vector<double> numeric_column(const Function& f, std::vector<Tensor>& inputs, std::size_t i,
-                                   std::int64_t element, double eps) {
+// Numeric Jacobian columns: perturbs each element of each differentiated input (in float64).
+std::vector<std::vector<double>> numeric_jacobian(const Function& f, Prepared& p,
+                                                  std::int64_t outputs, double eps) {
   NoGradGuard no_grad;
-  Tensor& x = inputs[i];
-  const double original = x.to_vector()[std::size_t(element)];
-  perturb(x, element, eps);
-  const std::vector<double> plus = f(inputs).to_vector();
-  perturb(x, element, -2 * eps);
-  const std::vector<double> minus = f(inputs).to_vector();
-  dispatch_floating(x.dtype(), "gradcheck", [&]<class T>() { x.data<T>()[element] = T(original); });
-  std::vector<double> column(plus.size());
-  for (std::size_t k = 0; k < plus.size(); ++k) column[k] = (plus[k] - minus[k]) / (2 * eps);
-  return column;
+  std::vector<std::vector<double>> jacobians;
+  for (std::size_t i : p.differentiated) {
+    Tensor& x = p.inputs[i];
+    const std::int64_t columns = x.numel();
+    std::vector<double>& jac = jacobians.emplace_back(std::size_t(outputs * columns));
+    for (std::int64_t c = 0; c < columns; ++c) {
+      const double original = x.to_vector()[std::size_t(c)];
+      add_to_element(x, c, eps);
+      const std::vector<double> plus = evaluate(f, p.inputs).to_vector();
+      add_to_element(x, c, -2 * eps);
+      const std::vector<double> minus = evaluate(f, p.inputs).to_vector();
+      dispatch_floating(x.dtype(), "gradcheck", [&]<class T>() { x.data<T>()[c] = T(original); });
+      for (std::int64_t k = 0; k < outputs; ++k) {
+        jac[std::size_t(k * columns + c)] =
+            (plus[std::size_t(k)] - minus[std::size_t(k)]) / (2 * eps);
+      }
+    }
+  }
+  return jacobians;
+}
+
+struct Tolerance {
+  double atol;
+  double rtol;
+  bool accepts(double error, double reference) const {
+    return error <= atol + rtol * std::abs(reference);  // false for NaN
+  }
+};
+
+Tolerance tolerance_for(const Prepared& analytic, const Tensor& y, const GradcheckOptions& o) {
+  bool float32 = y.dtype() == f32;
+  for (std::size_t i : analytic.differentiated)
+    float32 = float32 || analytic.inputs[i].dtype() == f32;
+  return float32 ? Tolerance{o.float32_atol, o.float32_rtol} : Tolerance{o.atol, o.rtol};
+}
+
+void compare(GradcheckResult& result, const GradcheckEntry& entry, const Tolerance& tolerance,
+             double& worst_excess) {
+  const double error = std::isnan(entry.error) ? INFINITY : entry.error;
+  ++result.entries_checked;
+  if (!tolerance.accepts(entry.error, entry.numeric)) ++result.entries_failed;
+  result.max_error = std::max(result.max_error, error);
+  const double excess = error - (tolerance.atol + tolerance.rtol * std::abs(entry.numeric));
+  if (excess > worst_excess || !result.worst) {
+    worst_excess = excess;
+    result.worst = entry;
+  }
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double total = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) total += a[i] * b[i];
+  return total;
+}
+
+Tensor random_direction(const Shape& shape, DType dtype, Generator& gen, double norm) {
+  const Tensor r = randn(shape, gen, f64);
+  return cast(r * (1.0 / norm), dtype);
+}
+
+// The checks PyTorch adds: the same cotangent twice gives bitwise the same gradients, and a zero
+// cotangent gives zero gradients.
+void check_backward_properties(GradcheckResult& result, const Tensor& y, const Prepared& p,
+                               const Tensor& v) {
+  const std::vector<Tensor> first = vjp(y, p, v);
+  const std::vector<Tensor> second = vjp(y, p, v);
+  const std::vector<Tensor> from_zero = vjp(y, p, zeros_like(y));
+  for (std::size_t j = 0; j < first.size(); ++j) {
+    const std::size_t input = p.differentiated[j];
+    if (first[j].to_vector() != second[j].to_vector()) {
+      result.problems.push_back(
+          fmt::format("backward is not deterministic: two passes with the same cotangent give "
+                      "different gradients for input {}",
+                      input));
+    }
+    for (double value : from_zero[j].to_vector()) {
+      if (value != 0.0) {
+        result.problems.push_back(fmt::format(
+            "a zero cotangent gives a non-zero gradient ({:g}) for input {}", value, input));
+        break;
+      }
+    }
+  }
+}
+
+GradcheckResult check_function(const Function& f, const std::vector<Tensor>& inputs,
+                               const GradcheckOptions& options) {
+  Prepared numeric = prepare(inputs, true);
+  const Prepared analytic = options.keep_input_dtype ? prepare(inputs, false) : numeric;
+  Tape tape;
+  GradModeGuard grad_on(true);
+  const Tensor y = evaluate(f, analytic.inputs);
+  const Tolerance tolerance = tolerance_for(analytic, y, options);
+  Generator gen(options.seed);
+  GradcheckResult result;
+  double worst_excess = -INFINITY;
+
+  if (options.fast) {
+    // vᵀJu: one backward for vᵀJ, and two forwards along ±eps·u for Ju.
+    const Tensor v = random_direction(y.shape(), y.dtype(), gen,
+                                      std::sqrt(double(std::max<std::int64_t>(y.numel(), 1))));
+    std::int64_t total = 0;
+    for (std::size_t i : numeric.differentiated) total += numeric.inputs[i].numel();
+    const double u_norm = std::sqrt(double(std::max<std::int64_t>(total, 1)));
+    std::vector<Tensor> directions;
+    for (std::size_t i : numeric.differentiated) {
+      directions.push_back(random_direction(numeric.inputs[i].shape(), f64, gen, u_norm));
+    }
+    const std::vector<Tensor> v_j = vjp(y, analytic, v);
+    double projected = 0;
+    for (std::size_t j = 0; j < v_j.size(); ++j) {
+      projected += dot(v_j[j].to_vector(), directions[j].to_vector());
+    }
+    std::vector<std::vector<double>> shifted;
+    for (const double sign : {1.0, -1.0}) {
+      NoGradGuard no_grad;
+      std::vector<Tensor> moved = numeric.inputs;
+      for (std::size_t j = 0; j < directions.size(); ++j) {
+        const std::size_t i = numeric.differentiated[j];
+        moved[i] = numeric.inputs[i] + directions[j] * (sign * options.eps);
+      }
+      shifted.push_back(evaluate(f, moved).to_vector());
+    }
+    std::vector<double> ju(shifted[0].size());
+    for (std::size_t k = 0; k < ju.size(); ++k)
+      ju[k] = (shifted[0][k] - shifted[1][k]) / (2 * options.eps);
+    const double numeric_projection = dot(v.to_vector(), ju);
+    compare(result,
+            {0, {}, {}, projected, numeric_projection, std::abs(projected - numeric_projection)},
+            tolerance, worst_excess);
+  } else {
+    const std::vector<std::vector<double>> a = reverse_jacobian(y, analytic);
+    const std::vector<std::vector<double>> n = numeric_jacobian(f, numeric, y.numel(), options.eps);
+    for (std::size_t j = 0; j < a.size(); ++j) {
+      const std::size_t i = numeric.differentiated[j];
+      const std::int64_t columns = numeric.inputs[i].numel();
+      for (std::size_t at = 0; at < a[j].size(); ++at) {
+        const auto k = std::int64_t(at) / columns;
+        const auto c = std::int64_t(at) % columns;
+        compare(result,
+                {i, unravel(c, numeric.inputs[i].shape()), unravel(k, y.shape()), a[j][at],
+                 n[j][at], std::abs(a[j][at] - n[j][at])},
+                tolerance, worst_excess);
+      }
+    }
+    // vᵀJ for a random v against vᵀ times the numeric Jacobian.
+    if (y.numel() > 0) {
+      const Tensor v = randn(y.shape(), gen, y.dtype());
+      const std::vector<double> vv = v.to_vector();
+      const std::vector<Tensor> got = vjp(y, analytic, v);
+      for (std::size_t j = 0; j < got.size(); ++j) {
+        const std::vector<double> g = got[j].to_vector();
+        const auto columns = std::int64_t(g.size());
+        for (std::int64_t c = 0; c < columns; ++c) {
+          double expected = 0;
+          for (std::size_t k = 0; k < vv.size(); ++k)
+            expected += vv[k] * n[j][std::size_t(std::int64_t(k) * columns + c)];
+          const double error = std::abs(g[std::size_t(c)] - expected);
+          result.random_vjp_error =
+              std::max(result.random_vjp_error, std::isnan(error) ? INFINITY : error);
+          if (!tolerance.accepts(error, expected)) result.passed = false;
+        }
+      }
+    }
+  }
+  if (y.numel() > 0 && !analytic.differentiated.empty()) {
+    check_backward_properties(result, y, analytic, randn(y.shape(), gen, y.dtype()));
+  }
+
+  const bool entries_ok = result.entries_failed == 0;
+  const bool vjp_ok = result.passed;
+  result.passed = entries_ok && vjp_ok && result.problems.empty();
+  const std::string what = options.fast ? "fast gradcheck" : "gradcheck";
+  if (result.passed) {
+    result.report =
+        options.fast ? fmt::format("{} passed: {}", what, describe(*result.worst))
+                     : fmt::format(
+                           "{} passed: {} Jacobian entries, max |analytic − numeric| = "
+                           "{:.3g}, random-cotangent VJP error {:.3g}",
+                           what, result.entries_checked, result.max_error, result.random_vjp_error);
+  } else if (!entries_ok) {
+    result.report = fmt::format(
+        "{} failed: {} of {} Jacobian entries differ (atol {:g}, rtol {:g}); "
+        "worst: {}",
+        what, result.entries_failed, result.entries_checked, tolerance.atol, tolerance.rtol,
+        describe(*result.worst));
+  } else if (!vjp_ok) {
+    result.report = fmt::format(
+        "{} failed: every Jacobian entry matches, but the VJP for a random cotangent is off by "
+        "{:.3g}: the backward rule is not linear in the cotangent g",
+        what, result.random_vjp_error);
+  } else {
+    result.report = fmt::format("{} failed: {}", what, fmt::join(result.problems, "; "));
+  }
+  return result;
+}
+
+// Re-checks every entry the function records, on its own, at its recorded inputs.
+void localize(const Function& f, const std::vector<Tensor>& inputs, const GradcheckOptions& options,
+              GradcheckResult& result) {
+  GradcheckOptions each = options;
+  each.localize = false;
+  const Prepared p = prepare(inputs, !options.keep_input_dtype);
+  Tape tape;
+  GradModeGuard grad_on(true);
+  const Tensor y = evaluate(f, p.inputs);
+  result.tape_entries = tape.size();
+  for (std::int64_t i = 0; i < std::int64_t(tape.size()); ++i) {
+    const TapeEntryView view = tape.entry(i);
+    const GradcheckResult own = check_function(tape.entry_function(i), view.inputs, each);
+    if (own.passed) continue;
+    const std::string file = std::filesystem::path(view.location.file_name()).filename().string();
+    result.culprits.push_back({i, view.op, fmt::format("{}:{}", file, view.location.line()),
+                               own.worst.value_or(GradcheckEntry{})});
+  }
+  if (result.culprits.empty()) {
+    result.report += fmt::format(
+        "\nlocalisation: each of the {} tape entries passes on its own, so the error is in how "
+        "they connect (a rule that detaches its result, or one that is not differentiable)",
+        result.tape_entries);
+    return;
+  }
+  result.report += fmt::format(
+      "\nlocalised to {} of {} tape entries, each checked on its own at its recorded inputs:",
+      result.culprits.size(), result.tape_entries);
+  for (const GradcheckCulprit& c : result.culprits) {
+    result.report +=
+        fmt::format("\n  entry #{} '{}' at {}: {}", c.entry, c.op, c.location, describe(c.worst));
+  }
 }
 
 }  // namespace
 
 std::vector<Tensor> jacobian(const Function& f, const std::vector<Tensor>& inputs) {
-  Prepared p = prepare(inputs, false);
-  Tensor output;
-  std::vector<Tensor> computed = reverse_jacobian(f, p, output);
+  const Prepared p = prepare(inputs, false);
+  Tape tape;
+  GradModeGuard grad_on(true);
+  const Tensor y = evaluate(f, p.inputs);
+  const std::vector<std::vector<double>> rows = reverse_jacobian(y, p);
   std::vector<Tensor> result(inputs.size());
   for (std::size_t j = 0; j < p.differentiated.size(); ++j) {
-    result[p.differentiated[j]] = computed[j];
+    const std::size_t i = p.differentiated[j];
+    result[i] = from_vector(rows[j], {y.numel(), inputs[i].numel()}, inputs[i].dtype());
   }
   return result;
 }
 
 GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options) {
-  Prepared p = prepare(inputs, true);
-  Tensor output;
-  const std::vector<Tensor> analytic = reverse_jacobian(f, p, output);
-  const Shape output_shape = output.shape();
-
-  GradcheckResult result;
-  double worst_excess = -INFINITY;
-  std::vector<std::vector<double>> numeric_jacobians;
-  for (std::size_t j = 0; j < p.differentiated.size(); ++j) {
-    const std::size_t i = p.differentiated[j];
-    const std::int64_t columns = p.inputs[i].numel();
-    const std::vector<double> a = analytic[j].to_vector();
-    std::vector<double>& numeric =
-        numeric_jacobians.emplace_back(std::size_t(output.numel() * columns));
-    for (std::int64_t c = 0; c < columns; ++c) {
-      const std::vector<double> column = numeric_column(f, p.inputs, i, c, options.eps);
-      for (std::int64_t k = 0; k < output.numel(); ++k) {
-        const std::size_t at = std::size_t(k * columns + c);
-        numeric[at] = column[std::size_t(k)];
-        const double error = std::abs(a[at] - numeric[at]);
-        const double tolerance = options.atol + options.rtol * std::abs(numeric[at]);
-        const bool ok = error <= tolerance;  // false for NaN too
-        ++result.entries_checked;
-        if (!ok) ++result.entries_failed;
-        result.max_error = std::max(result.max_error, std::isnan(error) ? INFINITY : error);
-        const double excess = std::isnan(error) ? INFINITY : error - tolerance;
-        if (excess > worst_excess) {
-          worst_excess = excess;
-          result.worst = GradcheckEntry{
-              i,    unravel(c, p.inputs[i].shape()), unravel(k, output_shape), a[at], numeric[at],
-              error};
-        }
-      }
-    }
-  }
-
-  // vᵀJ for a random v, by one backward, against vᵀ times the numeric Jacobian.
-  if (output.numel() > 0 && !p.differentiated.empty()) {
-    Generator gen(options.seed);
-    const Tensor v = randn(output_shape, gen, output.dtype());
-    const std::vector<double> vv = v.to_vector();
-    std::vector<Tensor> wrt;
-    for (std::size_t i : p.differentiated) wrt.push_back(p.inputs[i]);
-    Tape tape;
-    GradModeGuard grad_on(true);
-    const Tensor y = f(p.inputs);
-    const std::vector<Tensor> vjp = y.requires_grad() ? grad(y, wrt, v) : std::vector<Tensor>{};
-    for (std::size_t j = 0; j < wrt.size(); ++j) {
-      const std::vector<double> got =
-          vjp.empty() ? std::vector<double>(std::size_t(wrt[j].numel())) : vjp[j].to_vector();
-      const auto columns = std::int64_t(got.size());
-      for (std::int64_t c = 0; c < columns; ++c) {
-        double expected = 0;
-        for (std::size_t k = 0; k < vv.size(); ++k) {
-          expected += vv[k] * numeric_jacobians[j][std::size_t(std::int64_t(k) * columns + c)];
-        }
-        const double error = std::abs(got[std::size_t(c)] - expected);
-        result.random_vjp_error =
-            std::max(result.random_vjp_error, std::isnan(error) ? INFINITY : error);
-        if (!(error <= options.atol + options.rtol * std::abs(expected))) {
-          result.passed = false;
-        }
-      }
-    }
-  }
-
-  result.passed = result.passed && result.entries_failed == 0;
-  if (result.passed) {
-    result.report = fmt::format(
-        "gradcheck passed: {} Jacobian entries, max |analytic − numeric| "
-        "= {:.3g}, random-cotangent VJP error {:.3g}",
-        result.entries_checked, result.max_error, result.random_vjp_error);
-  } else if (result.entries_failed == 0) {
-    result.report = fmt::format(
-        "gradcheck failed: every Jacobian entry matches, but the VJP for a random cotangent is off "
-        "by {:.3g}: the backward rule is not linear in the cotangent g",
-        result.random_vjp_error);
-  } else {
-    const GradcheckEntry& w = *result.worst;
-    result.report = fmt::format(
-        "gradcheck failed: {} of {} Jacobian entries differ (atol {:g}, rtol {:g}); worst: "
-        "d output[{}] / d input {}[{}]: analytic {:.8g}, numeric {:.8g}, error {:.3g}",
-        result.entries_failed, result.entries_checked, options.atol, options.rtol,
-        fmt::join(w.output_index, ", "), w.input, fmt::join(w.input_index, ", "), w.analytic,
-        w.numeric, w.error);
-  }
+  GradcheckResult result = check_function(f, inputs, options);
+  if (!result.passed && options.localize) localize(f, inputs, options, result);
   return result;
 }
 
 GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options) {
-  const Prepared p = prepare(inputs, true);
+  const Prepared p = prepare(inputs, !options.keep_input_dtype);
   Tensor output;
   {
     NoGradGuard no_grad;
-    output = f(p.inputs);
+    output = evaluate(f, p.inputs);
   }
   Generator gen(options.seed + 1);
   std::vector<Tensor> extended = p.inputs;
-  extended.push_back(randn(output.shape(), gen, f64).requires_grad(true));
+  extended.push_back(randn(output.shape(), gen, output.dtype()).requires_grad(true));
   const std::vector<std::size_t> differentiated = p.differentiated;
 
   // (inputs, v) ↦ the VJPs vᵀJ, flattened and concatenated into one vector.
@@ -224,7 +381,7 @@ GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inpu
     const Tensor y = f(primal);
     std::vector<Tensor> wrt;
     for (std::size_t i : differentiated) wrt.push_back(primal[i]);
-    if (!y.requires_grad()) return zeros({0}, f64);
+    if (!y.requires_grad()) return zeros({0}, y.dtype());
     std::vector<Tensor> pieces;
     for (const Tensor& g : grad(y, wrt, in.back(), {.create_graph = true})) {
       pieces.push_back(reshape(g, {g.numel()}));

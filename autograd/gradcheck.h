@@ -1,26 +1,36 @@
 #pragma once
 // Checking backward rules: the Jacobian by reverse mode, and gradcheck, which holds it against
 // central finite differences in float64 and, on failure, says which entry is wrong and by how
-// much.
+// much, down to the tape entry (op, source line) whose rule disagrees.
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "autograd/tensor.h"
+#include "autograd/tape.h"
 
 namespace tg {
 
-using Function = std::function<Tensor(const std::vector<Tensor>& inputs)>;
-
-// Defaults as PyTorch's gradcheck: an entry passes when |analytic − numeric| ≤ atol +
-// rtol·|numeric|.
 struct GradcheckOptions {
-  double eps = 1e-6;  // finite-difference step, in float64
+  // Central differences in float64 with step eps; an entry passes when
+  // |analytic − numeric| ≤ atol + rtol·|numeric| (PyTorch's defaults).
+  double eps = 1e-6;
   double atol = 1e-5;
   double rtol = 1e-3;
-  std::uint64_t seed = 0;  // for the random cotangents
+  // By default floating inputs are converted to float64, which checks a rule's mathematics. With
+  // keep_input_dtype, the analytic Jacobian is computed in the inputs' own dtype, so float32
+  // kernels and rules are checked against float64 finite differences, with these tolerances
+  // where a float32 value takes part.
+  bool keep_input_dtype = false;
+  double float32_atol = 1e-4;
+  double float32_rtol = 1e-3;
+  // Fast mode for large inputs: compares vᵀJu for random unit u and v (one backward, two
+  // forwards) instead of every entry. It can miss errors that are orthogonal to the projection;
+  // the full check stays the default.
+  bool fast = false;
+  // On failure, re-check every tape entry of the function on its own, at its recorded inputs.
+  bool localize = true;
+  std::uint64_t seed = 0;  // for the random directions and cotangents
 };
 
 // One Jacobian entry d output[output_index] / d inputs[input][input_index].
@@ -33,17 +43,31 @@ struct GradcheckEntry {
   double error = 0;  // |analytic − numeric|
 };
 
+// A tape entry whose backward rule disagrees with finite differences of its own forward.
+struct GradcheckCulprit {
+  std::int64_t entry = 0;
+  std::string op;
+  std::string location;  // file:line of the code that recorded it
+  GradcheckEntry worst;
+};
+
 struct GradcheckResult {
   bool passed = true;
   std::size_t entries_checked = 0;
   std::size_t entries_failed = 0;
   double max_error = 0;  // largest |analytic − numeric| over all entries
-  // The entry that exceeds its tolerance by the most; on success, the largest error.
+  // The entry exceeding its tolerance by the most (on success, the largest error). In fast mode
+  // it holds the projections vᵀJu, with empty indices.
   std::optional<GradcheckEntry> worst;
-  // A random-cotangent VJP, vᵀJ by backward against vᵀ times the numeric Jacobian: catches
-  // rules that are not linear in the cotangent, which one-hot cotangents cannot.
+  // vᵀJ for a random v by backward, against vᵀ times the numeric Jacobian: catches rules that are
+  // not linear in the cotangent, which one-hot cotangents cannot.
   double random_vjp_error = 0;
-  std::string report;  // one paragraph a person can act on
+  // Problems found by the checks PyTorch also makes: a backward that is not deterministic, a zero
+  // cotangent that does not give zero gradients.
+  std::vector<std::string> problems;
+  std::vector<GradcheckCulprit> culprits;  // from localisation, when the check failed
+  std::size_t tape_entries = 0;            // entries localisation examined
+  std::string report;                      // what a person reads
 
   explicit operator bool() const { return passed; }
 };
@@ -53,13 +77,12 @@ struct GradcheckResult {
 // indices) get an undefined tensor. The inputs are not modified and their grad() not touched.
 std::vector<Tensor> jacobian(const Function& f, const std::vector<Tensor>& inputs);
 
-// Compares the reverse-mode Jacobian of f with central finite differences, in float64: floating
-// inputs are converted to float64 copies, so f must accept float64. Differentiates the inputs that
-// require grad, or every floating input when none does.
+// Compares the reverse-mode Jacobian of f with central finite differences. Differentiates the
+// inputs that require grad, or every floating input when none does; int64 inputs are constants.
 GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
 
-// gradcheck of the map (inputs, v) ↦ vᵀ J_f(inputs), computed by a backward with create_graph:
+// gradcheck of the map (inputs, v) ↦ vᵀJ_f(inputs), computed by a backward with create_graph:
 // checks the second derivatives, i.e. that every backward rule is itself differentiable.
 GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options = {});

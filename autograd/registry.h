@@ -7,7 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "autograd/tensor.h"
+#include "autograd/gradcheck.h"
+#include "autograd/tape.h"
 
 namespace tg {
 
@@ -16,17 +17,22 @@ struct OpSample {
   std::vector<Tensor> inputs;  // floating inputs are differentiated; int64 ones are constants
 };
 
-using OpFunction = std::function<Tensor(const std::vector<Tensor>& inputs)>;
-
 struct OpRegistration {
   std::string name;
-  OpFunction function;
+  Function function;
   // Samples in the given floating dtype, from a fixed seed.
   std::function<std::vector<OpSample>(DType dtype)> samples;
   // Optional: for each input, d output / d input as a [output.numel(), input.numel()] float64
   // matrix computed independently of the backward rule (undefined for non-floating inputs).
   std::function<std::vector<Tensor>(const std::vector<Tensor>& inputs)> reference_jacobian;
+  // An op whose backward rule is not differentiable is not held to gradgradcheck.
+  Differentiability differentiability = Differentiability::twice;
 };
+
+// diag(d) as a [n, n] float64 matrix: the Jacobian of an elementwise map with derivatives d.
+Tensor diagonal_jacobian(const std::vector<double>& derivatives);
+// diag(f'(x)) for an elementwise unary op with derivative f', for reference Jacobians.
+Tensor elementwise_jacobian(const Tensor& x, const std::function<double(double)>& derivative);
 
 class OpRegistry {
  public:
@@ -38,7 +44,30 @@ class OpRegistry {
   std::vector<OpRegistration> ops_;
 };
 
-// The process-wide registry, holding the built-in ops from its first use.
+// The process-wide registry, holding the built-in ops from its first use; add your own ops to it.
 OpRegistry& op_registry();
+
+struct OpCheckFailure {
+  std::string op;
+  std::string sample;
+  std::string check;  // "gradcheck", "gradcheck float32", "reference Jacobian", "gradgradcheck"
+  std::string report;
+};
+
+struct OpCheckSummary {
+  std::size_t ops = 0;
+  std::size_t samples = 0;
+  std::size_t checks = 0;
+  std::vector<OpCheckFailure> failures;
+  bool passed() const { return failures.empty(); }
+  std::string report() const;
+};
+
+// Checks one registered op on each of its samples: gradcheck in float64, gradcheck of the
+// float32 rule against float64 finite differences, the rule against the reference Jacobian
+// (max error 1e-10) when there is one, and gradgradcheck unless the op is once-differentiable.
+OpCheckSummary check_op(const OpRegistration& op, const GradcheckOptions& options = {});
+// check_op for every op of a registry: one call checks built-in and user-defined ops alike.
+OpCheckSummary check_ops(const OpRegistry& registry, const GradcheckOptions& options = {});
 
 }  // namespace tg

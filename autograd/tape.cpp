@@ -79,6 +79,7 @@ namespace {
 
 struct ThreadState {
   bool grad_enabled = true;
+  RuleInterceptor* interceptor = nullptr;
   std::vector<TapeCore*> recording;  // innermost last
   std::uint64_t backward_pass = 0;
 };
@@ -150,7 +151,7 @@ void TapeCore::record(const OpBase& op, const void* attrs, std::size_t attrs_siz
   const auto index = std::int64_t(entries.size());
   Entry& entry = entries.emplace_back();
   entry.op = &op;
-  std::memcpy(entry.attrs.data(), attrs, attrs_size);
+  if (attrs_size > 0) std::memcpy(entry.attrs.data(), attrs, attrs_size);
   entry.first_ref = std::int64_t(refs.size());
   entry.num_inputs = std::uint32_t(inputs.size());
   entry.num_saved = std::uint32_t(saved.size());
@@ -257,6 +258,10 @@ void on_last_handle(TensorImpl& impl) {
   if (core.holds(impl.link) && --core.live_outputs == 0) core.maybe_reclaim();
 }
 
+void set_rule_interceptor(RuleInterceptor* interceptor) {
+  thread_state.interceptor = interceptor;
+}
+
 const char* producer_name(const TensorImpl& impl) {
   if (impl.link.core == nullptr || !impl.link.core->holds(impl.link)) return nullptr;
   return impl.link.core->entry(impl.link.entry).op->name;
@@ -289,8 +294,7 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
 
 }  // namespace detail
 
-// ---- grad mode
-// -----------------------------------------------------------------------------------
+// ---- grad mode ----
 
 bool grad_enabled() {
   return detail::thread_state.grad_enabled;
@@ -310,8 +314,7 @@ void ForwardContext::save(const Tensor& residual) {
   saved_[num_saved_++] = residual;
 }
 
-// ---- Tape
-// ----------------------------------------------------------------------------------------
+// ---- Tape ----
 
 Tape::Tape() : core_(new detail::TapeCore), scoped_(true) {
   core_->owner = this;
@@ -353,12 +356,18 @@ void Tape::clear() {
   core_->clear();
 }
 
-TapeEntryView Tape::entry(std::int64_t index) const {
-  detail::TapeCore& core = *core_;
+namespace {
+void check_entry_index(const detail::TapeCore& core, std::int64_t index) {
   if (index < 0 || index >= std::int64_t(core.entries.size())) {
     fail("Tape::entry: index {} is not on the tape, which holds {} entries", index,
          core.entries.size());
   }
+}
+}  // namespace
+
+TapeEntryView Tape::entry(std::int64_t index) const {
+  detail::TapeCore& core = *core_;
+  check_entry_index(core, index);
   const detail::Entry& e = core.entry(index);
   TapeEntryView view{index, e.op->name, e.op->formula, e.location, {}, {}, {}, {}, e.freed};
   for (std::int64_t r = e.first_ref; r < e.output_ref(); ++r) {
@@ -372,14 +381,29 @@ TapeEntryView Tape::entry(std::int64_t index) const {
   return view;
 }
 
+Function Tape::entry_function(std::int64_t index) const {
+  check_entry_index(*core_, index);
+  const detail::Entry& e = core_->entry(index);
+  return [op = e.op, attrs = e.attrs, location = e.location](const std::vector<Tensor>& inputs) {
+    std::vector<const Tensor*> pointers;
+    for (const Tensor& input : inputs) pointers.push_back(&input);
+    return detail::apply_op(*op, pointers, attrs.data(), attrs.size(), location);
+  };
+}
+
+Tensor CustomOp::apply(const std::vector<Tensor>& inputs, SourceLocation location) const {
+  std::vector<const Tensor*> pointers;
+  for (const Tensor& input : inputs) pointers.push_back(&input);
+  return detail::apply_op(*this, pointers, nullptr, 0, location);
+}
+
 std::vector<TapeEntryView> Tape::entries() const {
   std::vector<TapeEntryView> views;
   for (std::int64_t i = 0; i < std::int64_t(core_->entries.size()); ++i) views.push_back(entry(i));
   return views;
 }
 
-// ---- backward
-// ------------------------------------------------------------------------------------
+// ---- backward ----
 
 namespace {
 
@@ -486,10 +510,18 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
       for (std::size_t k = 0; k < wrt.size(); ++k) {
         if (wanted_refs[k] == out_ref) results[k] = slot;
       }
-      const Tensor grad_output = std::move(slot);
+      Tensor grad_output = std::move(slot);
 
       // Copies: a rule recording under create_graph may grow the entry and ref vectors.
       const detail::Entry entry = core.entry(index);
+      if (options.create_graph && entry.op->differentiability == Differentiability::once) {
+        fail(
+            "backward of '{}' (entry {}, {}:{}) is once-differentiable: its rule is not built "
+            "from differentiable ops, so create_graph cannot record it",
+            entry.op->name, index, entry.location.file_name(), entry.location.line());
+      }
+      detail::RuleInterceptor* interceptor = detail::thread_state.interceptor;
+      if (interceptor) interceptor->before(*entry.op, grad_output);
       tensors.clear();
       for (std::int64_t r = entry.first_ref; r < entry.end_ref(); ++r) {
         tensors.emplace_back(core.ref(r).impl);
@@ -505,6 +537,7 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
       SPDLOG_LOGGER_TRACE(&logger(), "backward #{} {} grad {}", index, entry.op->name,
                           grad_output.shape().str());
       entry.op->backward(*entry.op, ctx, entry.attrs.data());
+      if (interceptor) interceptor->after(*entry.op, grad_inputs);
 
       for (std::uint32_t i = 0; i < entry.num_inputs; ++i) {
         if (!needs[i] || !grad_inputs[i].defined()) continue;

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <source_location>
 #include <span>
 #include <type_traits>
@@ -20,7 +21,7 @@
 
 namespace tg {
 
-// ---- grad mode ---------------------------------------------------------------------------------
+// ---- grad mode ----
 
 bool grad_enabled();
 
@@ -42,8 +43,25 @@ class NoGradGuard : public GradModeGuard {
   NoGradGuard() : GradModeGuard(false) {}
 };
 
-// ---- defining ops
-// --------------------------------------------------------------------------------
+// ---- defining ops ----
+
+using SourceLocation = std::source_location;
+
+// A function of tensors, as gradcheck, jacobian and the op registry take them.
+using Function = std::function<Tensor(const std::vector<Tensor>& inputs)>;
+
+// A tensor operand that remembers where the expression using it was written, so `a * b` or
+// `my_op(x)` is recorded with the user's file and line rather than tapegrad's.
+struct Operand {
+  Operand(const Tensor& tensor, SourceLocation location = SourceLocation::current())
+      : tensor(tensor), location(location) {}
+  const Tensor& tensor;
+  SourceLocation location;
+};
+
+// Whether an op's backward rule is itself differentiable (built from tapegrad ops), so that
+// create_graph can record it. A once-differentiable op raises a clear error under create_graph.
+enum class Differentiability { twice, once };
 
 struct NoAttrs {};
 
@@ -112,7 +130,21 @@ struct OpBase {
   const char* formula;  // the VJP, as documented in the op's file
   Tensor (*forward)(const OpBase& op, ForwardContext& ctx, const void* attrs);
   void (*backward)(const OpBase& op, BackwardContext& ctx, const void* attrs);
+  Differentiability differentiability = Differentiability::twice;
 };
+
+// Fault injection for tests: sees every backward rule call on this thread, and may change the
+// cotangent before the rule and the gradients after it (the mutation test corrupts built-in
+// rules this way to prove that gradcheck rejects them).
+class RuleInterceptor {
+ public:
+  virtual ~RuleInterceptor() = default;
+  virtual void before(const OpBase& op, Tensor& grad_output) = 0;
+  virtual void after(const OpBase& op, std::span<Tensor> grad_inputs) = 0;
+};
+
+// Installs an interceptor for this thread (nullptr removes it).
+void set_rule_interceptor(RuleInterceptor* interceptor);
 
 Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const void* attrs,
                 std::size_t attrs_size, const std::source_location& location);
@@ -130,8 +162,9 @@ class Op : public detail::OpBase {
   using ForwardFn = Tensor (*)(ForwardContext& ctx, const Attrs& attrs);
   using BackwardFn = void (*)(BackwardContext& ctx, const Attrs& attrs);
 
-  constexpr Op(const char* name, const char* formula, ForwardFn forward, BackwardFn backward)
-      : detail::OpBase{name, formula, &forward_thunk, &backward_thunk},
+  constexpr Op(const char* name, const char* formula, ForwardFn forward, BackwardFn backward,
+               Differentiability differentiability = Differentiability::twice)
+      : detail::OpBase{name, formula, &forward_thunk, &backward_thunk, differentiability},
         typed_forward_(forward),
         typed_backward_(backward) {}
 
@@ -159,7 +192,50 @@ class Op : public detail::OpBase {
   BackwardFn typed_backward_;
 };
 
-// ---- the tape --------------------------------------------------------------------------------
+// A user-defined op from a forward and a backward rule: two plain functions, a struct's two
+// static functions, or two capture-free lambdas. Called like a function, it records one tape
+// entry with the caller's source location:
+//
+//   const tg::CustomOp swish{"swish", "dx = g ⊙ (s + x s (1 − s))", Swish::forward,
+//                            Swish::backward};
+//   tg::Tensor y = swish(x);
+//
+// The forward computes values (it runs with grad mode off) and saves what the rule needs with
+// ctx.save(); the rule returns one gradient per input with ctx.set_grad(). A rule written with
+// tapegrad ops works under create_graph; mark one that is not Differentiability::once.
+class CustomOp : public detail::OpBase {
+ public:
+  using ForwardFn = Tensor (*)(ForwardContext& ctx);
+  using BackwardFn = void (*)(BackwardContext& ctx);
+
+  CustomOp(const char* name, const char* formula, ForwardFn forward, BackwardFn backward,
+           Differentiability differentiability = Differentiability::twice)
+      : detail::OpBase{name, formula, &forward_thunk, &backward_thunk, differentiability},
+        forward_(forward),
+        backward_(backward) {}
+
+  template <class... Rest>
+  Tensor operator()(Operand first, const Rest&... rest) const {
+    const std::array<const Tensor*, 1 + sizeof...(Rest)> pointers{&first.tensor, &rest...};
+    return detail::apply_op(*this, pointers, nullptr, 0, first.location);
+  }
+
+  Tensor apply(const std::vector<Tensor>& inputs,
+               SourceLocation location = SourceLocation::current()) const;
+
+ private:
+  static Tensor forward_thunk(const detail::OpBase& op, ForwardContext& ctx, const void*) {
+    return static_cast<const CustomOp&>(op).forward_(ctx);
+  }
+  static void backward_thunk(const detail::OpBase& op, BackwardContext& ctx, const void*) {
+    static_cast<const CustomOp&>(op).backward_(ctx);
+  }
+
+  ForwardFn forward_;
+  BackwardFn backward_;
+};
+
+// ---- the tape ----
 
 // One recorded op, as seen from outside (printing, pictures, localisation).
 struct TapeEntryView {
@@ -194,6 +270,9 @@ class Tape {
   // keeps when it reclaims the others.
   TapeEntryView entry(std::int64_t index) const;
   std::vector<TapeEntryView> entries() const;
+  // The entry's op with its recorded parameters, as a function of new inputs: gradcheck uses it
+  // to check each entry on its own.
+  Function entry_function(std::int64_t index) const;
   // Drops every entry; tensors recorded so far can no longer be backpropagated.
   void clear();
 

@@ -159,7 +159,7 @@ void Tensor::backward(const Tensor& seed, BackwardOptions options) const {
   run_backward(*this, seed, options, {});
 }
 
-// ---- printing, close to PyTorch's --------------------------------------------------------------
+// ---- printing, close to PyTorch's ----
 
 namespace {
 
@@ -274,7 +274,7 @@ std::ostream& operator<<(std::ostream& out, const Tensor& t) {
   return out << ')';
 }
 
-// ---- random numbers ---------------------------------------------------------------------------
+// ---- random numbers ----
 
 double Generator::uniform() {
   // 53 random bits give every double in [0, 1) on the 2^-53 grid, identically on every platform.
@@ -296,7 +296,7 @@ double Generator::normal() {
   return radius * std::cos(angle);
 }
 
-// ---- factories --------------------------------------------------------------------------------
+// ---- factories ----
 
 Tensor empty(const Shape& shape, DType dtype) {
   auto storage = std::make_shared<detail::Storage>(std::size_t(shape.numel()) * dtype_size(dtype));

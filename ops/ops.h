@@ -6,14 +6,11 @@
 #include <source_location>
 #include <vector>
 
-#include "autograd/tensor.h"
+#include "autograd/tape.h"
 
 namespace tg {
 
-using SourceLocation = std::source_location;
-
-// ---- elementwise (ops/elementwise.cpp, ops/unary.cpp)
-// --------------------------------------------
+// ---- elementwise (ops/elementwise.cpp, ops/unary.cpp) ----
 Tensor add(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
 Tensor sub(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
 Tensor mul(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
@@ -34,7 +31,7 @@ Tensor clamp(const Tensor& x, double low, double high,
 // Differentiable dtype conversion (the gradient converts back).
 Tensor cast(const Tensor& x, DType dtype, SourceLocation location = SourceLocation::current());
 
-// ---- reductions (ops/reduce.cpp) ---------------------------------------------------------------
+// ---- reductions (ops/reduce.cpp) ----
 Tensor sum(const Tensor& x, SourceLocation location = SourceLocation::current());
 Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim = false,
            SourceLocation location = SourceLocation::current());
@@ -53,7 +50,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape,
 Tensor broadcast_to(const Tensor& x, const Shape& shape,
                     SourceLocation location = SourceLocation::current());
 
-// ---- shape and linear algebra (ops/shape.cpp, ops/matmul.cpp) ----------------------------------
+// ---- shape and linear algebra (ops/shape.cpp, ops/matmul.cpp) ----
 Tensor reshape(const Tensor& x, const Shape& shape,
                SourceLocation location = SourceLocation::current());
 Tensor permute(const Tensor& x, const std::vector<std::int64_t>& axes,
@@ -72,7 +69,7 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices,
 Tensor matmul(const Tensor& a, const Tensor& b,
               SourceLocation location = SourceLocation::current());
 
-// ---- softmax family and losses (ops/softmax.cpp, ops/loss.cpp) ---------------------------------
+// ---- softmax family and losses (ops/softmax.cpp, ops/loss.cpp) ----
 Tensor softmax(const Tensor& x, std::int64_t axis = -1,
                SourceLocation location = SourceLocation::current());
 Tensor log_softmax(const Tensor& x, std::int64_t axis = -1,
@@ -93,16 +90,7 @@ Tensor mse_loss(const Tensor& prediction, const Tensor& target,
                 Reduction reduction = Reduction::mean,
                 SourceLocation location = SourceLocation::current());
 
-// ---- operators ---------------------------------------------------------------------------------
-
-// A tensor operand that remembers where the expression was written, so `a * b` is recorded with
-// the user's file and line rather than this header's.
-struct Operand {
-  Operand(const Tensor& tensor, SourceLocation location = SourceLocation::current())
-      : tensor(tensor), location(location) {}
-  const Tensor& tensor;
-  SourceLocation location;
-};
+// ---- operators ----
 
 inline Tensor operator+(Operand a, const Tensor& b) {
   return add(a.tensor, b, a.location);

@@ -22,9 +22,4 @@ Tensor sample(const Shape& shape, DType dtype, Generator& generator, double low 
 // finite difference straddles the kink and disagrees with any one-sided gradient.
 Tensor sample_away_from_zero(const Shape& shape, DType dtype, Generator& generator);
 
-// diag(d) as a [n, n] float64 matrix: the Jacobian of an elementwise map with derivatives d.
-Tensor diagonal_jacobian(const std::vector<double>& derivatives);
-// diag(f'(x)) for an elementwise unary op with derivative f'.
-Tensor elementwise_jacobian(const Tensor& x, const std::function<double(double)>& derivative);
-
 }  // namespace tg::detail

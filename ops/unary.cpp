@@ -192,20 +192,6 @@ Tensor sample_away_from_zero(const Shape& shape, DType dtype, Generator& generat
   return from_vector(values, shape, dtype);
 }
 
-Tensor diagonal_jacobian(const std::vector<double>& derivatives) {
-  const auto n = std::int64_t(derivatives.size());
-  Tensor jacobian = zeros({n, n}, f64);
-  for (std::int64_t i = 0; i < n; ++i)
-    jacobian.data<double>()[i * n + i] = derivatives[std::size_t(i)];
-  return jacobian;
-}
-
-Tensor elementwise_jacobian(const Tensor& x, const std::function<double(double)>& derivative) {
-  std::vector<double> values = x.to_vector();
-  for (double& v : values) v = derivative(v);
-  return diagonal_jacobian(values);
-}
-
 void register_unary_ops(OpRegistry& registry) {
   const auto samples = [](double low, double high) {
     return [low, high](DType dtype) {

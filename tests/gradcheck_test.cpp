@@ -33,6 +33,15 @@ void detached_rule(BackwardContext& c, const NoAttrs&) {
   c.set_grad(0, (c.grad_output() * c.input(0) * 2.0).detach());
 }
 
+int nondeterministic_calls = 0;
+void nondeterministic_rule(BackwardContext& c, const NoAttrs&) {
+  const double wobble = 1.0 + 1e-9 * double(nondeterministic_calls++ % 2);
+  c.set_grad(0, c.grad_output() * c.input(0) * (2.0 * wobble));
+}
+void affine_in_g_rule(BackwardContext& c, const NoAttrs&) {
+  c.set_grad(0, c.grad_output() * c.input(0) * 2.0 + 1e-3);
+}
+
 TEST(Gradcheck, PassesForACorrectRuleAndReportsTheError) {
   const Tensor x = tensor({0.5, -1.0, 2.0}, f64);
   const GradcheckResult r =
@@ -68,6 +77,57 @@ TEST(Gradcheck, RandomCotangentCatchesARuleThatIsNotLinearInG) {
   EXPECT_FALSE(r.passed);
   EXPECT_EQ(r.entries_failed, 0u);  // one-hot cotangents cannot see it
   EXPECT_NE(r.report.find("not linear in the cotangent"), std::string::npos) << r.report;
+}
+
+TEST(Gradcheck, FlagsANondeterministicBackward) {
+  const GradcheckResult r =
+      gradcheck([](const auto& in) { return square_with<nondeterministic_rule>(in[0]); },
+                {tensor({0.5, -1.0}, f64)});
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.entries_failed, 0u);  // within tolerance, yet not reproducible
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_NE(r.report.find("backward is not deterministic"), std::string::npos) << r.report;
+}
+
+TEST(Gradcheck, FlagsAZeroCotangentThatGivesANonZeroGradient) {
+  const GradcheckResult r =
+      gradcheck([](const auto& in) { return square_with<affine_in_g_rule>(in[0]); },
+                {tensor({0.5, -1.0}, f64)});
+  EXPECT_FALSE(r.passed);
+  ASSERT_FALSE(r.problems.empty());
+  EXPECT_NE(r.problems[0].find("a zero cotangent gives a non-zero gradient (0.001) for input 0"),
+            std::string::npos)
+      << r.problems[0];
+}
+
+TEST(Gradcheck, FastModeProjectsOntoRandomDirections) {
+  Generator gen(12);
+  const Tensor x = randn({40, 30}, gen, f64);
+  const Tensor w = randn({30, 20}, gen, f64);
+  const GradcheckResult r =
+      gradcheck([](const auto& in) { return softmax(tanh(matmul(in[0], in[1])), 1); }, {x, w},
+                {.fast = true});
+  EXPECT_TRUE(r.passed) << r.report;
+  EXPECT_EQ(r.entries_checked, 1u);
+  EXPECT_NE(r.report.find("fast gradcheck passed: vᵀJu along random directions"), std::string::npos)
+      << r.report;
+  const GradcheckResult wrong = gradcheck(
+      [](const auto& in) { return square_with<dropped_factor_rule>(in[0]); }, {x}, {.fast = true});
+  EXPECT_FALSE(wrong.passed);
+}
+
+TEST(Gradcheck, Float32RulesAreCheckedAgainstFloat64FiniteDifferences) {
+  Generator gen(14);
+  const Tensor x = randn({3, 4}, gen, f32);
+  const GradcheckResult r = gradcheck([](const auto& in) { return log_softmax(in[0] * in[0], 1); },
+                                      {x}, {.keep_input_dtype = true});
+  EXPECT_TRUE(r.passed) << r.report;
+  EXPECT_GT(r.max_error, 1e-9);  // float32 rounding is visible: the float32 rule was used
+  const GradcheckResult wrong =
+      gradcheck([](const auto& in) { return square_with<dropped_factor_rule>(in[0]); }, {x},
+                {.keep_input_dtype = true});
+  EXPECT_FALSE(wrong.passed);
+  EXPECT_NE(wrong.report.find("atol 0.0001, rtol 0.001"), std::string::npos) << wrong.report;
 }
 
 TEST(Gradcheck, ChecksOnlyInputsThatRequireGradWhenAnyDoes) {

@@ -73,6 +73,10 @@ TEST_P(RegisteredOpWithReference, BackwardRuleMatchesItsReferenceJacobian) {
   }
 }
 
+TEST_P(RegisteredOp, Float32RulePassesGradcheckAgainstFloat64FiniteDifferences) {
+  EXPECT_GRADCHECK(op().function, sample(f32).inputs, {.keep_input_dtype = true});
+}
+
 TEST_P(RegisteredOp, PassesGradgradcheckInFloat64) {
   EXPECT_GRADGRADCHECK(op().function, sample(f64).inputs);
 }
