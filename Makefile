@@ -13,8 +13,9 @@ configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 
 demo: configure
-	cmake --build $(BUILD) -j $(JOBS) --target quickstart softmax_jacobian
+	cmake --build $(BUILD) -j $(JOBS) --target quickstart softmax_jacobian custom_op
 	./$(BUILD)/examples/softmax_jacobian
+	./$(BUILD)/examples/custom_op
 
 test: configure
 	cmake --build $(BUILD) -j $(JOBS)

@@ -27,9 +27,11 @@ std::string describe(const GradcheckEntry& e) {
         "vᵀJu along random directions: analytic {:.8g}, numeric {:.8g}, error {:.3g}", e.analytic,
         e.numeric, e.error);
   }
-  return fmt::format("d output[{}] / d input {}[{}]: analytic {:.8g}, numeric {:.8g}, error {:.3g}",
-                     fmt::join(e.output_index, ", "), e.input, fmt::join(e.input_index, ", "),
-                     e.analytic, e.numeric, e.error);
+  const std::string output = e.output_index.empty()
+                                 ? "output"
+                                 : fmt::format("output[{}]", fmt::join(e.output_index, ", "));
+  return fmt::format("d {} / d input {}[{}]: analytic {:.8g}, numeric {:.8g}, error {:.3g}", output,
+                     e.input, fmt::join(e.input_index, ", "), e.analytic, e.numeric, e.error);
 }
 
 // Fresh leaves holding the inputs' values (in float64 when `to_f64`), marked for differentiation.
