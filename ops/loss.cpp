@@ -3,6 +3,9 @@
 //   cross_entropy  ℓᵢ = −log_softmax(xᵢ)[yᵢ]     dx = (softmax(x) − onehot(y)) ⊙ r·g
 //   nll_loss       ℓᵢ = −pᵢ[yᵢ]                  dp = −onehot(y) ⊙ r·g
 //   mse_loss       ℓ = (a − b)²                  da = 2(a − b) ⊙ r·g,  db = −da
+//   binary_cross_entropy_with_logits
+//                  ℓ = max(x, 0) − x·y + log(1 + e^(−|x|))
+//                                                dx = (sigmoid(x) − y) ⊙ r·g,  dy = −x ⊙ r·g
 //
 // cross_entropy is one fused entry on log-softmax: its gradient softmax − onehot stays accurate
 // where going through softmax and then log would lose it (a probability rounded to 0 or 1).
@@ -39,6 +42,24 @@ void check_class_inputs(const Tensor& scores, const Tensor& labels, const char* 
       fail("{}: label {} of sample {} is out of range for {} classes", op, y[i], i, classes);
     }
   }
+}
+
+// The reduction of an elementwise loss.
+Tensor reduce(const Tensor& loss, Reduction reduction) {
+  switch (reduction) {
+    case Reduction::mean:
+      return mean(loss);
+    case Reduction::sum:
+      return sum(loss);
+    case Reduction::none:
+      return loss;
+  }
+  return loss;
+}
+
+// The reduction's scale on an elementwise loss of n elements.
+double elementwise_scale(Reduction reduction, std::int64_t n) {
+  return reduction == Reduction::mean ? 1.0 / double(n) : 1.0;
 }
 
 // A constant [N, C] tensor with 1 at (i, labels[i]).
@@ -112,20 +133,11 @@ const Op<ReductionAttrs> kNll{"nll_loss", "dp = −onehot(y) ⊙ r·g", nll_forw
 
 Tensor mse_forward(ForwardContext& ctx, const ReductionAttrs& a) {
   const Tensor diff = sub(ctx.input(0), ctx.input(1));
-  const Tensor squared = mul(diff, diff);
-  switch (a.reduction) {
-    case Reduction::mean:
-      return mean(squared);
-    case Reduction::sum:
-      return sum(squared);
-    case Reduction::none:
-      return squared;
-  }
-  return squared;
+  return reduce(mul(diff, diff), a.reduction);
 }
 void mse_backward(BackwardContext& ctx, const ReductionAttrs& a) {
   const Tensor diff = ctx.input(0) - ctx.input(1);
-  const double scale = a.reduction == Reduction::mean ? 2.0 / double(diff.numel()) : 2.0;
+  const double scale = 2.0 * elementwise_scale(a.reduction, diff.numel());
   const Tensor grad = diff * ctx.grad_output() * scale;
   if (ctx.needs_grad(0)) ctx.set_grad(0, grad);
   if (ctx.needs_grad(1)) ctx.set_grad(1, -grad);
@@ -133,7 +145,30 @@ void mse_backward(BackwardContext& ctx, const ReductionAttrs& a) {
 const Op<ReductionAttrs> kMse{"mse_loss", "da = 2(a − b) ⊙ r·g, db = −da", mse_forward,
                               mse_backward};
 
+Tensor bce_forward(ForwardContext& ctx, const ReductionAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  return reduce(relu(x) - x * ctx.input(1) + log(exp(-abs(x)) + 1.0), a.reduction);
+}
+void bce_backward(BackwardContext& ctx, const ReductionAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& y = ctx.input(1);
+  const std::int64_t n = broadcast_shapes(x.shape(), y.shape(), "bce").numel();
+  const Tensor g = ctx.grad_output() * elementwise_scale(a.reduction, n);
+  if (ctx.needs_grad(0)) ctx.set_grad(0, (sigmoid(x) - y) * g);
+  if (ctx.needs_grad(1)) ctx.set_grad(1, -(x * g));
+}
+const Op<ReductionAttrs> kBce{"binary_cross_entropy_with_logits",
+                              "dx = (sigmoid(x) − y) ⊙ r·g, dy = −x ⊙ r·g", bce_forward,
+                              bce_backward};
+
 }  // namespace
+
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
+                                        Reduction reduction, SourceLocation location) {
+  detail::check_same_floating(logits, targets, "binary_cross_entropy_with_logits");
+  broadcast_shapes(logits.shape(), targets.shape(), "binary_cross_entropy_with_logits");
+  return kBce({reduction}, location, logits, targets);
+}
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, Reduction reduction,
                      SourceLocation location) {
@@ -172,6 +207,17 @@ void register_loss_ops(OpRegistry& registry) {
     registry.add({"nll_loss" + suffix,
                   [=](const auto& in) { return nll_loss(in[0], in[1], r); },
                   class_samples,
+                  {}});
+    registry.add({"binary_cross_entropy_with_logits" + suffix,
+                  [=](const auto& in) { return binary_cross_entropy_with_logits(in[0], in[1], r); },
+                  [](DType dtype) {
+                    Generator gen(73);
+                    return std::vector<OpSample>{
+                        {"[2, 3] logits, targets in [0, 1]",
+                         {sample({2, 3}, dtype, gen, -4, 4), sample({2, 3}, dtype, gen, 0, 1)}},
+                        {"[4] logits, [1] target",
+                         {sample({4}, dtype, gen, -4, 4), sample({1}, dtype, gen, 0, 1)}}};
+                  },
                   {}});
     registry.add(
         {"mse_loss" + suffix,

@@ -5,6 +5,8 @@
 //   da = g·op(b)ᵀ   (a not transposed)     da = op(b)·gᵀ   (a transposed)
 //   db = op(a)ᵀ·g   (b not transposed)     db = gᵀ·op(a)   (b transposed)
 // A 2-D operand broadcasts over the batch; the engine sums its gradient over the batch.
+//
+//   linear  y = x·Wᵀ + b (W is [out, in], as PyTorch's)   dx = g·W, dW = gᵀ·x, db = Σ_rows g
 #include "autograd/tape.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
@@ -102,7 +104,53 @@ void matmul_backward(BackwardContext& ctx, const MatmulAttrs& attrs) {
   }
 }
 
+// x viewed as a matrix of rows of its last dimension.
+Tensor as_rows(const Tensor& t) {
+  const std::int64_t last = t.shape()[t.rank() - 1];
+  return t.rank() == 2 ? t : reshape(t, {t.numel() / std::max<std::int64_t>(last, 1), last});
+}
+
+Tensor linear_forward(ForwardContext& ctx, const NoAttrs&) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& weight = ctx.input(1);
+  const std::int64_t rows = x.numel() / std::max<std::int64_t>(x.shape()[x.rank() - 1], 1);
+  const std::int64_t in = weight.shape()[1], out = weight.shape()[0];
+  return dispatch_floating(x.dtype(), "linear", [&]<class T>() {
+    Tensor y = empty(x.shape().with_dim(x.rank() - 1, out), x.dtype());
+    Eigen::Map<detail::RowMatrix<T>> my(y.data<T>(), rows, out);
+    my.noalias() = Eigen::Map<const detail::RowMatrix<T>>(x.data<T>(), rows, in) *
+                   Eigen::Map<const detail::RowMatrix<T>>(weight.data<T>(), out, in).transpose();
+    if (ctx.num_inputs() == 3) {
+      my.rowwise() += Eigen::Map<const detail::RowVector<T>>(ctx.input(2).data<T>(), out);
+    }
+    return y;
+  });
+}
+void linear_backward(BackwardContext& ctx, const NoAttrs&) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& weight = ctx.input(1);
+  const Tensor g = as_rows(ctx.grad_output());
+  if (ctx.needs_grad(0)) ctx.set_grad(0, reshape(product(g, weight, false, false), x.shape()));
+  if (ctx.needs_grad(1)) ctx.set_grad(1, product(g, as_rows(x), true, false));
+  if (ctx.num_inputs() == 3 && ctx.needs_grad(2)) ctx.set_grad(2, g);
+}
+const Op<> kLinear{"linear", "dx = g·W, dW = gᵀ·x, db = Σ_rows g", linear_forward, linear_backward};
+
 }  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, SourceLocation location) {
+  if (weight.rank() != 2 || x.rank() < 1 || x.shape()[x.rank() - 1] != weight.shape()[1]) {
+    fail("linear: expected x of shape [..., {}] for a weight of shape {} ([out, in]), got {}",
+         weight.rank() == 2 ? weight.shape()[1] : -1, weight.shape().str(), x.shape().str());
+  }
+  detail::check_same_floating(x, weight, "linear");
+  if (!bias.defined()) return kLinear({}, location, x, weight);
+  detail::check_same_floating(x, bias, "linear");
+  if (!(bias.shape() == Shape{weight.shape()[0]})) {
+    fail("linear: expected a bias of shape [{}], got {}", weight.shape()[0], bias.shape().str());
+  }
+  return kLinear({}, location, x, weight, bias);
+}
 
 Tensor matmul(const Tensor& a, const Tensor& b, SourceLocation location) {
   matmul_shape(a, b, {false, false});
@@ -112,6 +160,27 @@ Tensor matmul(const Tensor& a, const Tensor& b, SourceLocation location) {
 namespace detail {
 
 void register_matmul_ops(OpRegistry& registry) {
+  registry.add(
+      {"linear",
+       [](const auto& in) { return linear(in[0], in[1], in[2]); },
+       [](DType dtype) {
+         Generator gen(67);
+         return std::vector<OpSample>{
+             {"[4, 3] with W [2, 3], b [2]",
+              {sample({4, 3}, dtype, gen), sample({2, 3}, dtype, gen), sample({2}, dtype, gen)}},
+             {"[2, 2, 3] with W [4, 3], b [4]",
+              {sample({2, 2, 3}, dtype, gen), sample({4, 3}, dtype, gen),
+               sample({4}, dtype, gen)}}};
+       },
+       {}});
+  registry.add({"linear(no bias)",
+                [](const auto& in) { return linear(in[0], in[1]); },
+                [](DType dtype) {
+                  Generator gen(71);
+                  return std::vector<OpSample>{
+                      {"[3] with W [2, 3]", {sample({3}, dtype, gen), sample({2, 3}, dtype, gen)}}};
+                },
+                {}});
   registry.add(
       {"matmul", [](const auto& in) { return matmul(in[0], in[1]); },
        [](DType dtype) {

@@ -26,6 +26,7 @@ Tensor abs(const Tensor& x, SourceLocation location = SourceLocation::current())
 Tensor tanh(const Tensor& x, SourceLocation location = SourceLocation::current());
 Tensor sigmoid(const Tensor& x, SourceLocation location = SourceLocation::current());
 Tensor relu(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor erf(const Tensor& x, SourceLocation location = SourceLocation::current());
 Tensor clamp(const Tensor& x, double low, double high,
              SourceLocation location = SourceLocation::current());
 // Differentiable dtype conversion (the gradient converts back).
@@ -65,6 +66,10 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis = 0,
 // Picks entries along an axis by an int64 index tensor (rows of an embedding table for axis 0).
 Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices,
                     SourceLocation location = SourceLocation::current());
+// x·Wᵀ + b for x of shape [..., in], a weight [out, in] (PyTorch's layout) and a bias [out]
+// (optional), fused: no transposed copy of W, the bias added in place.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              SourceLocation location = SourceLocation::current());
 // Matrix product of [m,k]·[k,n], or batched [b,m,k]·[b,k,n] (a 2-D side broadcasts over b).
 Tensor matmul(const Tensor& a, const Tensor& b,
               SourceLocation location = SourceLocation::current());
@@ -86,6 +91,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels,
 Tensor nll_loss(const Tensor& log_probs, const Tensor& labels,
                 Reduction reduction = Reduction::mean,
                 SourceLocation location = SourceLocation::current());
+// Binary cross-entropy of logits against targets in [0, 1], in the stable form
+// max(x, 0) − x·y + log(1 + e^(−|x|)): finite for any finite logits.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
+                                        Reduction reduction = Reduction::mean,
+                                        SourceLocation location = SourceLocation::current());
 Tensor mse_loss(const Tensor& prediction, const Tensor& target,
                 Reduction reduction = Reduction::mean,
                 SourceLocation location = SourceLocation::current());

@@ -7,6 +7,7 @@
 //   tanh     y = tanh x          dx = g ⊙ (1 − y²)
 //   sigmoid  y = 1/(1 + e⁻ˣ)     dx = g ⊙ y ⊙ (1 − y)
 //   relu     y = max(x, 0)       dx = g ⊙ [x > 0]
+//   erf      y = erf x           dx = g ⊙ (2/√π) e^(−x²)
 //   clamp    y = min(max(x, lo), hi)   dx = g ⊙ [lo ≤ x ≤ hi]
 //   pow      y = xᵖ              dx = g ⊙ p·xᵖ⁻¹
 //   cast     y = x in dtype d    dx = g in x's dtype
@@ -89,6 +90,17 @@ void relu_backward(BackwardContext& ctx, const NoAttrs&) {
 }
 const Op<> kRelu{"relu", "dx = g ⊙ [x > 0]", relu_forward, relu_backward};
 
+Tensor erf_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "erf", [](const auto& x) {
+    return x.unaryExpr([](auto v) { return decltype(v)(std::erf(v)); });
+  });
+}
+void erf_backward(BackwardContext& ctx, const NoAttrs&) {
+  const Tensor& x = ctx.input(0);
+  ctx.set_grad(0, ctx.grad_output() * exp(-(x * x)) * (2.0 / std::sqrt(M_PI)));
+}
+const Op<> kErf{"erf", "dx = g ⊙ (2/√π) e^(−x²)", erf_forward, erf_backward};
+
 struct ClampAttrs {
   double low;
   double high;
@@ -159,6 +171,9 @@ Tensor sigmoid(const Tensor& x, SourceLocation location) {
 Tensor relu(const Tensor& x, SourceLocation location) {
   return kRelu({}, location, x);
 }
+Tensor erf(const Tensor& x, SourceLocation location) {
+  return kErf({}, location, x);
+}
 
 Tensor clamp(const Tensor& x, double low, double high, SourceLocation location) {
   if (!(low <= high)) fail("clamp: expected low <= high, got low = {}, high = {}", low, high);
@@ -227,6 +242,8 @@ void register_unary_ops(OpRegistry& registry) {
                   const double s = 1.0 / (1.0 + std::exp(-x));
                   return s * (1.0 - s);
                 })});
+  registry.add({"erf", [](const auto& in) { return erf(in[0]); }, samples(-2, 2),
+                reference([](double x) { return 2.0 / std::sqrt(M_PI) * std::exp(-x * x); })});
   registry.add({"relu", [](const auto& in) { return relu(in[0]); }, away_from_zero,
                 reference([](double x) { return x > 0 ? 1.0 : 0.0; })});
   // Samples in [-2, 2) with |x| >= 0.2 keep clear of the bounds ±1.1 only by chance, so the
