@@ -1,4 +1,5 @@
 #pragma once
 // Everything a user of tapegrad needs: #include <tapegrad.h>.
 #include "autograd/autograd.h"
+#include "nn/nn.h"
 #include "ops/ops.h"

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <ostream>
+
 #include "autograd/error.h"
 
 namespace tg {
@@ -51,6 +53,8 @@ bool Shape::operator==(const Shape& other) const {
 std::string Shape::str() const {
   return fmt::format("[{}]", fmt::join(dims(), ", "));
 }
+
+std::ostream& operator<<(std::ostream& out, const Shape& shape) { return out << shape.str(); }
 
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   const int rank = std::max(a.rank(), b.rank());

@@ -554,7 +554,15 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
   }
 
   if (wrt.empty()) {
-    for (LeafGrad& leaf : leaves) accumulate(leaf.leaf->grad, std::move(leaf.grad));
+    for (LeafGrad& leaf : leaves) {
+      // A gradient handed to several leaves (add gives g to both inputs) or still held by the
+      // caller (the seed) is copied, so that updating one grad() in place never changes another.
+      const bool shared = leaf.grad.defined() && leaf.grad.impl().use_count() > 1;
+      if (!leaf.leaf->grad.defined() && shared && !options.create_graph) {
+        leaf.grad = leaf.grad.copy();
+      }
+      accumulate(leaf.leaf->grad, std::move(leaf.grad));
+    }
     return {};
   }
   for (std::size_t k = 0; k < wrt.size(); ++k) {

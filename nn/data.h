@@ -1,0 +1,84 @@
+#pragma once
+// Numeric tables: a CSV loader (plain or gzip), a seeded train/test split, standardisation, and
+// a shuffling batch iterator.
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace tg::nn {
+
+// features [N, F] and int64 labels [N].
+struct Dataset {
+  Tensor features;
+  Tensor labels;
+  std::int64_t size() const { return features.defined() ? features.shape()[0] : 0; }
+};
+
+struct CsvOptions {
+  int skip_lines = 0;  // header lines
+  DType dtype = f32;   // of the features
+};
+
+// Reads rows of numbers, the last column an integer class label, from a .csv or .csv.gz file
+// (zlib reads both). A malformed row raises a tg::Error naming the file, line and column.
+Dataset load_csv(const std::string& path, const CsvOptions& options = {});
+
+// Rows picked by index (a copy).
+Dataset subset(const Dataset& data, const std::vector<std::int64_t>& rows);
+
+// A seeded shuffle, then the first (1 − test_fraction) of the rows for training.
+std::pair<Dataset, Dataset> train_test_split(const Dataset& data, double test_fraction,
+                                             std::uint64_t seed);
+
+// Per-feature mean and standard deviation of a training set, applied to any set (features with
+// no spread are only centred).
+class Standardizer {
+ public:
+  explicit Standardizer(const Tensor& training_features);
+  Tensor operator()(const Tensor& features) const;
+
+ private:
+  Tensor mean_;
+  Tensor inverse_std_;
+};
+
+// The fraction of rows of [N, C] logits whose arg-max is the label.
+double accuracy(const Tensor& logits, const Tensor& labels);
+
+// Mini-batches of a dataset, reshuffled at every pass when shuffle is on:
+//   for (const Dataset& batch : loader) { ... }
+class DataLoader {
+ public:
+  DataLoader(Dataset data, std::int64_t batch_size, bool shuffle, std::uint64_t seed = 0);
+
+  class Iterator {
+   public:
+    Iterator(const DataLoader* loader, std::int64_t start) : loader_(loader), start_(start) {}
+    Dataset operator*() const;
+    Iterator& operator++() {
+      start_ += loader_->batch_size_;
+      return *this;
+    }
+    bool operator!=(const Iterator& other) const { return start_ < other.start_; }
+
+   private:
+    const DataLoader* loader_;
+    std::int64_t start_;
+  };
+
+  Iterator begin();  // reshuffles
+  Iterator end() const { return Iterator(this, data_.size()); }
+  std::int64_t batches() const { return (data_.size() + batch_size_ - 1) / batch_size_; }
+
+ private:
+  Dataset data_;
+  std::int64_t batch_size_;
+  bool shuffle_;
+  Generator generator_;
+  std::vector<std::int64_t> order_;
+};
+
+}  // namespace tg::nn

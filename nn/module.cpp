@@ -1,0 +1,257 @@
+#include "nn/module.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <ostream>
+
+#include "nn/init.h"
+#include "ops/ops.h"
+
+namespace tg::nn {
+
+Generator& default_generator() {
+  thread_local Generator generator(0);
+  return generator;
+}
+
+void manual_seed(std::uint64_t seed) {
+  default_generator() = Generator(seed);
+}
+
+// ---- Module ----
+
+void Module::register_parameter(std::string name, Tensor& slot, Tensor value) {
+  value.requires_grad(true);
+  slot = value;
+  parameters_.emplace_back(std::move(name), &slot);
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> named;
+  for (const auto& [name, slot] : parameters_) named.emplace_back(name, *slot);
+  for (const auto& [child_name, child] : children_) {
+    for (auto& [name, parameter] : child->named_parameters()) {
+      named.emplace_back(child_name + "." + name, parameter);
+    }
+  }
+  return named;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> flat;
+  for (auto& [name, parameter] : named_parameters()) flat.push_back(parameter);
+  return flat;
+}
+
+std::vector<Tensor*> Module::parameter_slots() {
+  std::vector<Tensor*> slots;
+  for (auto& [name, slot] : parameters_) slots.push_back(slot);
+  for (auto& [name, child] : children_) {
+    for (Tensor* slot : child->parameter_slots()) slots.push_back(slot);
+  }
+  return slots;
+}
+
+Tensor functional_call(Module& module, const std::vector<Tensor>& parameters, const Tensor& input) {
+  const std::vector<Tensor*> slots = module.parameter_slots();
+  if (slots.size() != parameters.size()) {
+    fail("functional_call: the module has {} parameters, {} were given", slots.size(),
+         parameters.size());
+  }
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (!(slots[i]->shape() == parameters[i].shape()) ||
+        slots[i]->dtype() != parameters[i].dtype()) {
+      fail("functional_call: parameter {} is {} {}, the module's is {} {}", i,
+           dtype_name(parameters[i].dtype()), parameters[i].shape().str(),
+           dtype_name(slots[i]->dtype()), slots[i]->shape().str());
+    }
+  }
+  std::vector<Tensor> own;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    own.push_back(*slots[i]);
+    *slots[i] = parameters[i];
+  }
+  struct Restore {
+    const std::vector<Tensor*>& slots;
+    std::vector<Tensor>& own;
+    ~Restore() {
+      for (std::size_t i = 0; i < slots.size(); ++i) *slots[i] = own[i];
+    }
+  } restore{slots, own};
+  return module.forward(input);
+}
+
+void Module::zero_grad() {
+  for (Tensor& parameter : parameters()) parameter.zero_grad();
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+namespace {
+
+void print_tree(std::ostream& out, const Module& module, int indent) {
+  out << module.describe();
+  if (module.children().empty()) return;
+  out << "(\n";
+  for (const auto& [name, child] : module.children()) {
+    out << std::string(std::size_t(indent + 2), ' ') << '(' << name << "): ";
+    print_tree(out, *child, indent + 2);
+    out << '\n';
+  }
+  out << std::string(std::size_t(indent), ' ') << ')';
+}
+
+}  // namespace
+
+std::ostream& operator<<(std::ostream& out, const Module& module) {
+  print_tree(out, module, 0);
+  return out;
+}
+
+// ---- layers ----
+
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias, Generator& generator,
+               DType dtype)
+    : in_features_(in_features), out_features_(out_features) {
+  if (in_features <= 0 || out_features <= 0) {
+    fail("Linear: expected positive sizes, got in_features = {}, out_features = {}", in_features,
+         out_features);
+  }
+  // PyTorch's default: kaiming_uniform_ with a = √5, that is U(−1/√in, 1/√in), and the same
+  // bound for the bias.
+  Tensor w = empty({out_features, in_features}, dtype);
+  init::kaiming_uniform_(w, generator, std::sqrt(5.0));
+  register_parameter("weight", weight, w);
+  if (bias) {
+    const double bound = 1.0 / std::sqrt(double(in_features));
+    Tensor b = empty({out_features}, dtype);
+    init::uniform_(b, generator, -bound, bound);
+    register_parameter("bias", this->bias, b);
+  }
+}
+
+Tensor Linear::forward(const Tensor& input) {
+  return linear(input, weight, bias);
+}
+
+std::string Linear::describe() const {
+  return fmt::format("Linear(in_features={}, out_features={}, bias={})", in_features_,
+                     out_features_, bias.defined());
+}
+
+Embedding::Embedding(std::int64_t num_embeddings, std::int64_t dim, Generator& generator,
+                     DType dtype) {
+  Tensor table = empty({num_embeddings, dim}, dtype);
+  init::normal_(table, generator);
+  register_parameter("weight", weight, table);
+}
+
+Tensor Embedding::forward(const Tensor& indices) {
+  const Tensor rows = index_select(weight, 0, reshape(indices, {indices.numel()}));
+  Shape shape(indices.shape().dims());
+  shape.push_back(weight.shape()[1]);
+  return reshape(rows, shape);
+}
+
+std::string Embedding::describe() const {
+  return fmt::format("Embedding({}, {})", weight.shape()[0], weight.shape()[1]);
+}
+
+LayerNorm::LayerNorm(std::int64_t features, double eps, bool elementwise_affine, DType dtype)
+    : features_(features), eps_(eps) {
+  if (elementwise_affine) {
+    register_parameter("weight", weight, ones({features}, dtype));
+    register_parameter("bias", bias, zeros({features}, dtype));
+  }
+}
+
+Tensor LayerNorm::forward(const Tensor& x) {
+  if (x.rank() == 0 || x.shape()[x.rank() - 1] != features_) {
+    fail("LayerNorm: expected an input of shape [..., {}], got {}", features_, x.shape().str());
+  }
+  const Tensor centred = x - mean(x, -1, true);
+  const Tensor variance = mean(centred * centred, -1, true);
+  const Tensor normalised = centred / sqrt(variance + eps_);
+  return weight.defined() ? normalised * weight + bias : normalised;
+}
+
+std::string LayerNorm::describe() const {
+  return fmt::format("LayerNorm(({},), eps={:g}, elementwise_affine={})", features_, eps_,
+                     weight.defined());
+}
+
+Dropout::Dropout(double p, std::uint64_t seed) : p_(p), generator_(seed) {
+  if (!(p >= 0.0 && p < 1.0)) fail("Dropout: expected 0 <= p < 1, got {}", p);
+}
+
+Tensor Dropout::forward(const Tensor& input) {
+  if (!is_training() || p_ == 0.0) return input;
+  std::vector<double> keep(std::size_t(input.numel()));
+  for (double& k : keep) k = generator_.uniform() < p_ ? 0.0 : 1.0 / (1.0 - p_);
+  return input * from_vector(keep, input.shape(), input.dtype());
+}
+
+std::string Dropout::describe() const {
+  return fmt::format("Dropout(p={:g})", p_);
+}
+
+Tensor activate(const Tensor& x, Activation kind) {
+  switch (kind) {
+    case Activation::relu:
+      return relu(x);
+    case Activation::tanh:
+      return tanh(x);
+    case Activation::sigmoid:
+      return sigmoid(x);
+    case Activation::gelu:
+      return x * (erf(x * M_SQRT1_2) + 1.0) * 0.5;
+  }
+  return x;
+}
+
+Tensor ActivationModule::forward(const Tensor& input) {
+  return activate(input, kind_);
+}
+
+std::string ActivationModule::describe() const {
+  switch (kind_) {
+    case Activation::relu:
+      return "ReLU()";
+    case Activation::tanh:
+      return "Tanh()";
+    case Activation::sigmoid:
+      return "Sigmoid()";
+    case Activation::gelu:
+      return "GELU()";
+  }
+  return "?";
+}
+
+Sequential& Sequential::push_back(std::shared_ptr<Module> module) {
+  register_module(std::to_string(children().size()), std::move(module));
+  return *this;
+}
+
+Tensor Sequential::forward(const Tensor& input) {
+  Tensor x = input;
+  for (const auto& [name, child] : children()) x = child->forward(x);
+  return x;
+}
+
+std::shared_ptr<Sequential> MLP(const std::vector<std::int64_t>& sizes, Activation activation,
+                                Generator& generator, DType dtype) {
+  if (sizes.size() < 2)
+    fail("MLP: expected at least two sizes (input and output), got {}", sizes.size());
+  auto model = std::make_shared<Sequential>();
+  for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
+    model->push_back(std::make_shared<Linear>(sizes[i], sizes[i + 1], true, generator, dtype));
+    if (i + 2 < sizes.size()) model->push_back(std::make_shared<ActivationModule>(activation));
+  }
+  return model;
+}
+
+}  // namespace tg::nn
