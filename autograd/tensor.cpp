@@ -8,6 +8,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "autograd/allocator.h"
 #include "autograd/tape.h"
 #include "ops/ops.h"
 
@@ -15,14 +16,16 @@ namespace tg {
 
 namespace detail {
 
-// 64-byte alignment lets Eigen use aligned AVX loads on every buffer.
-constexpr std::align_val_t kBufferAlignment{64};
+std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, const Shape& shape,
+                                      DType dtype) {
+  return std::allocate_shared<TensorImpl>(PoolAllocator<TensorImpl>(), std::move(storage), shape,
+                                          dtype);
+}
 
-Storage::Storage(std::size_t bytes)
-    : data(::operator new(bytes == 0 ? 1 : bytes, kBufferAlignment)), bytes(bytes) {}
+Storage::Storage(std::size_t bytes) : data(allocate_buffer(bytes)), bytes(bytes) {}
 
 Storage::~Storage() {
-  ::operator delete(data, kBufferAlignment);
+  release_buffer(data, bytes);
 }
 
 }  // namespace detail
@@ -115,7 +118,7 @@ Tensor Tensor::to(DType target) const {
 
 Tensor Tensor::detach() const {
   const detail::TensorImpl& impl = checked_impl("Tensor::detach");
-  return Tensor(std::make_shared<detail::TensorImpl>(impl.storage, impl.shape, impl.dtype));
+  return Tensor(detail::make_impl(impl.storage, impl.shape, impl.dtype));
 }
 
 Tensor Tensor::copy() const {
@@ -299,8 +302,9 @@ double Generator::normal() {
 // ---- factories ----
 
 Tensor empty(const Shape& shape, DType dtype) {
-  auto storage = std::make_shared<detail::Storage>(std::size_t(shape.numel()) * dtype_size(dtype));
-  return Tensor(std::make_shared<detail::TensorImpl>(std::move(storage), shape, dtype));
+  auto storage = std::allocate_shared<detail::Storage>(
+      detail::PoolAllocator<detail::Storage>(), std::size_t(shape.numel()) * dtype_size(dtype));
+  return Tensor(detail::make_impl(std::move(storage), shape, dtype));
 }
 
 Tensor full(const Shape& shape, double value, DType dtype) {

@@ -153,6 +153,10 @@ struct TensorImpl {
   std::size_t slot = 0;
 };
 
+// A new impl, from the small-object cache; every tensor is made through it.
+std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, const Shape& shape,
+                                      DType dtype);
+
 void on_first_handle(TensorImpl& impl);
 void on_last_handle(TensorImpl& impl);
 

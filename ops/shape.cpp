@@ -22,7 +22,7 @@ struct ShapeAttrs {
 
 Tensor reshape_forward(ForwardContext& ctx, const ShapeAttrs& a) {
   const Tensor& x = ctx.input(0);
-  return Tensor(std::make_shared<detail::TensorImpl>(x.impl()->storage, a.shape, x.dtype()));
+  return Tensor(detail::make_impl(x.impl()->storage, a.shape, x.dtype()));
 }
 void reshape_backward(BackwardContext& ctx, const ShapeAttrs&) {
   ctx.set_grad(0, reshape(ctx.grad_output(), ctx.input(0).shape()));

@@ -103,9 +103,56 @@ Tensor normalize(const Tensor& x, int axis, bool keepdim, Normalizer kind, const
 Tensor softmax_forward(ForwardContext& ctx, const AxisAttrs& a) {
   return normalize(ctx.input(0), a.axis, true, Normalizer::softmax, "softmax");
 }
+// dx = s ⊙ (g − ⟨g, s⟩) (softmax) or g − exp(y) ⊙ Σg (log_softmax) in one pass per slice.
+template <class T>
+void fused_backward_vector(const T* y, const T* g, T* dx, std::int64_t n, Normalizer kind) {
+  const Eigen::Map<const Vector<T>> yv(y, n), gv(g, n);
+  Eigen::Map<Vector<T>> out(dx, n);
+  if (kind == Normalizer::softmax) {
+    out = yv * (gv - (gv * yv).sum());
+  } else {
+    out = gv - yv.exp() * gv.sum();
+  }
+}
+
+template <class T>
+void fused_backward_block(const T* y, const T* g, T* dx, std::int64_t n, std::int64_t inner,
+                          Normalizer kind) {
+  const Eigen::Map<const RowMatrix<T>> ym(y, n, inner), gm(g, n, inner);
+  Eigen::Map<RowMatrix<T>> out(dx, n, inner);
+  if (kind == Normalizer::softmax) {
+    const RowVector<T> dot = (gm.array() * ym.array()).matrix().colwise().sum();
+    out = (ym.array() * (gm.rowwise() - dot).array()).matrix();
+  } else {
+    const RowVector<T> total = gm.colwise().sum();
+    out = gm - (ym.array().exp().rowwise() * total.array()).matrix();
+  }
+}
+
+Tensor fused_backward(const Tensor& y, const Tensor& g, int axis, Normalizer kind) {
+  const AxisSplit s = split_at_axis(y.shape(), axis);
+  return dispatch_floating(y.dtype(), "softmax", [&]<class T>() {
+    Tensor dx = empty(y.shape(), y.dtype());
+    const std::int64_t block = s.dim * s.inner;
+    for (std::int64_t o = 0; o < s.outer && s.dim > 0; ++o) {
+      const T* py = y.data<T>() + o * block;
+      const T* pg = g.data<T>() + o * block;
+      T* pd = dx.data<T>() + o * block;
+      if (s.inner == 1) {
+        fused_backward_vector(py, pg, pd, s.dim, kind);
+      } else {
+        fused_backward_block(py, pg, pd, s.dim, s.inner, kind);
+      }
+    }
+    return dx;
+  });
+}
+
 void softmax_backward(BackwardContext& ctx, const AxisAttrs& a) {
   const Tensor& s = ctx.output();
   const Tensor& g = ctx.grad_output();
+  if (!ctx.create_graph())
+    return ctx.set_grad(0, fused_backward(s, g, a.axis, Normalizer::softmax));
   ctx.set_grad(0, s * (g - sum(g * s, a.axis, true)));
 }
 const Op<AxisAttrs> kSoftmax{"softmax", "dx = s ⊙ (g − ⟨g, s⟩)", softmax_forward, softmax_backward};
@@ -115,6 +162,9 @@ Tensor log_softmax_forward(ForwardContext& ctx, const AxisAttrs& a) {
 }
 void log_softmax_backward(BackwardContext& ctx, const AxisAttrs& a) {
   const Tensor& g = ctx.grad_output();
+  if (!ctx.create_graph()) {
+    return ctx.set_grad(0, fused_backward(ctx.output(), g, a.axis, Normalizer::log_softmax));
+  }
   ctx.set_grad(0, g - exp(ctx.output()) * sum(g, a.axis, true));
 }
 const Op<AxisAttrs> kLogSoftmax{"log_softmax", "dx = g − exp(y) ⊙ Σg", log_softmax_forward,

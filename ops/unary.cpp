@@ -61,9 +61,15 @@ const Op<> kAbs{"abs", "dx = g ⊙ sign(x)", abs_forward, abs_backward};
 Tensor tanh_forward(ForwardContext& ctx, const NoAttrs&) {
   return detail::map_unary(ctx.input(0), "tanh", [](const auto& x) { return x.tanh(); });
 }
+// First-order backward passes run one fused kernel; under create_graph the same formula is
+// composed of ops so that it can be differentiated again.
 void tanh_backward(BackwardContext& ctx, const NoAttrs&) {
   const Tensor& y = ctx.output();
-  ctx.set_grad(0, ctx.grad_output() * (1.0 - y * y));
+  if (ctx.create_graph()) return ctx.set_grad(0, ctx.grad_output() * (1.0 - y * y));
+  ctx.set_grad(0,
+               detail::map_binary(ctx.grad_output(), y, "tanh", [](const auto& g, const auto& y) {
+                 return g * (Scalar<decltype(y)>(1) - y.square());
+               }));
 }
 const Op<> kTanh{"tanh", "dx = g ⊙ (1 − y²)", tanh_forward, tanh_backward};
 
@@ -76,7 +82,11 @@ Tensor sigmoid_forward(ForwardContext& ctx, const NoAttrs&) {
 }
 void sigmoid_backward(BackwardContext& ctx, const NoAttrs&) {
   const Tensor& y = ctx.output();
-  ctx.set_grad(0, ctx.grad_output() * y * (1.0 - y));
+  if (ctx.create_graph()) return ctx.set_grad(0, ctx.grad_output() * y * (1.0 - y));
+  ctx.set_grad(
+      0, detail::map_binary(ctx.grad_output(), y, "sigmoid", [](const auto& g, const auto& y) {
+        return g * y * (Scalar<decltype(y)>(1) - y);
+      }));
 }
 const Op<> kSigmoid{"sigmoid", "dx = g ⊙ y ⊙ (1 − y)", sigmoid_forward, sigmoid_backward};
 
@@ -85,8 +95,16 @@ Tensor relu_forward(ForwardContext& ctx, const NoAttrs&) {
                            [](const auto& x) { return x.max(Scalar<decltype(x)>(0)); });
 }
 void relu_backward(BackwardContext& ctx, const NoAttrs&) {
-  const Tensor positive = detail::mask_where(ctx.input(0), "relu", [](auto v) { return v > 0; });
-  ctx.set_grad(0, ctx.grad_output() * positive);
+  const Tensor& x = ctx.input(0);
+  if (ctx.create_graph()) {
+    const Tensor positive = detail::mask_where(x, "relu", [](auto v) { return v > 0; });
+    return ctx.set_grad(0, ctx.grad_output() * positive);
+  }
+  ctx.set_grad(0,
+               detail::map_binary(ctx.grad_output(), x, "relu", [](const auto& g, const auto& x) {
+                 using T = Scalar<decltype(x)>;
+                 return (x > T(0)).select(g, T(0));
+               }));
 }
 const Op<> kRelu{"relu", "dx = g ⊙ [x > 0]", relu_forward, relu_backward};
 

@@ -3,7 +3,7 @@
 # them; otherwise it prints the one apt-get line to run and fails.
 set -euo pipefail
 packages=(cmake make g++ libeigen3-dev libspdlog-dev libfmt-dev libgtest-dev nlohmann-json3-dev
-  zlib1g-dev libcli11-dev)
+  zlib1g-dev libcli11-dev libbenchmark-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,310 @@
+// tapegrad against hand-written Eigen (no tape, preallocated buffers, backward by hand) in one
+// binary, so that every comparison is a ratio measured in the same run. scripts/bench.sh runs it
+// and prints the ratio table.
+#include <benchmark/benchmark.h>
+
+#include <Eigen/Core>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <new>
+#include <string>
+
+#include "benchmarks/workloads.h"
+#include "tapegrad.h"
+
+// Every heap allocation of the process is counted, to report allocations per training step.
+namespace {
+std::atomic<std::uint64_t> allocations{0};
+}  // namespace
+
+void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t size, std::align_val_t alignment) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  const auto a = std::size_t(alignment);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  std::free(p);
+}
+
+namespace {
+
+using namespace tg::bench;
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+
+double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+Matrix random_matrix(std::int64_t rows, std::int64_t cols, tg::Generator& gen, float scale = 1) {
+  Matrix m(rows, cols);
+  for (std::int64_t i = 0; i < m.size(); ++i) m.data()[i] = float(gen.normal()) * scale;
+  return m;
+}
+
+tg::Tensor as_tensor(const Matrix& m) {
+  tg::Tensor t = tg::empty({m.rows(), m.cols()}, tg::f32);
+  std::copy(m.data(), m.data() + m.size(), t.data<float>());
+  return t;
+}
+
+// ---- W1 softmax ----
+
+void W1_softmax_handwritten(benchmark::State& state) {
+  tg::Generator gen(1);
+  const Matrix x = random_matrix(kSoftmaxRows, kSoftmaxCols, gen);
+  const Matrix g = random_matrix(kSoftmaxRows, kSoftmaxCols, gen);
+  Matrix s(kSoftmaxRows, kSoftmaxCols), dx(kSoftmaxRows, kSoftmaxCols);
+  for (auto _ : state) {
+    float loss = 0;
+    for (std::int64_t r = 0; r < kSoftmaxRows; ++r) {
+      auto xr = x.row(r).array();
+      auto sr = s.row(r).array();
+      sr = (xr - xr.maxCoeff()).exp();
+      sr /= sr.sum();
+      const auto gr = g.row(r).array();
+      const float dot = (gr * sr).sum();
+      loss += dot;
+      dx.row(r).array() = sr * (gr - dot);
+    }
+    benchmark::DoNotOptimize(loss);
+    benchmark::DoNotOptimize(dx.data());
+  }
+}
+BENCHMARK(W1_softmax_handwritten)->Unit(benchmark::kMicrosecond);
+
+void W1_softmax_tapegrad(benchmark::State& state) {
+  tg::Generator gen(1);
+  tg::Tensor x = as_tensor(random_matrix(kSoftmaxRows, kSoftmaxCols, gen)).requires_grad(true);
+  const tg::Tensor g = as_tensor(random_matrix(kSoftmaxRows, kSoftmaxCols, gen));
+  for (auto _ : state) {
+    x.zero_grad();
+    tg::sum(tg::softmax(x, 1) * g).backward();
+    benchmark::DoNotOptimize(x.grad().raw_data());
+  }
+}
+BENCHMARK(W1_softmax_tapegrad)->Unit(benchmark::kMicrosecond);
+
+// ---- W2 MLP training step ----
+
+struct MlpData {
+  Matrix x;
+  std::vector<std::int64_t> labels;
+  Matrix w1, w2, w3;
+  RowVector b1, b2, b3;
+  explicit MlpData(std::uint64_t seed) {
+    tg::Generator gen(seed);
+    x = random_matrix(kBatch, kInputs, gen);
+    for (std::int64_t i = 0; i < kBatch; ++i) labels.push_back(std::int64_t(gen.next() % kClasses));
+    w1 = random_matrix(kHidden, kInputs, gen, 1.0f / std::sqrt(float(kInputs)));
+    w2 = random_matrix(kHidden, kHidden, gen, 1.0f / std::sqrt(float(kHidden)));
+    w3 = random_matrix(kClasses, kHidden, gen, 1.0f / std::sqrt(float(kHidden)));
+    b1 = RowVector::Zero(kHidden);
+    b2 = RowVector::Zero(kHidden);
+    b3 = RowVector::Zero(kClasses);
+  }
+};
+
+void W2_mlp_step_handwritten(benchmark::State& state) {
+  MlpData d(2);
+  Matrix z1(kBatch, kHidden), h1(kBatch, kHidden), z2(kBatch, kHidden), h2(kBatch, kHidden);
+  Matrix logits(kBatch, kClasses), dlogits(kBatch, kClasses), dh2(kBatch, kHidden),
+      dh1(kBatch, kHidden);
+  Matrix dw1(kHidden, kInputs), dw2(kHidden, kHidden), dw3(kClasses, kHidden);
+  const std::uint64_t before = allocations.load();
+  for (auto _ : state) {
+    z1.noalias() = d.x * d.w1.transpose();
+    z1.rowwise() += d.b1;
+    h1 = z1.array().tanh();
+    z2.noalias() = h1 * d.w2.transpose();
+    z2.rowwise() += d.b2;
+    h2 = z2.cwiseMax(0.0f);
+    logits.noalias() = h2 * d.w3.transpose();
+    logits.rowwise() += d.b3;
+    float loss = 0;
+    for (std::int64_t i = 0; i < kBatch; ++i) {
+      auto row = logits.row(i).array();
+      auto grad = dlogits.row(i).array();
+      const float m = row.maxCoeff();
+      grad = (row - m).exp();
+      const float total = grad.sum();
+      loss += std::log(total) + m - row(d.labels[std::size_t(i)]);
+      grad /= total;
+      grad(d.labels[std::size_t(i)]) -= 1.0f;
+    }
+    dlogits /= float(kBatch);
+    dw3.noalias() = dlogits.transpose() * h2;
+    const RowVector db3 = dlogits.colwise().sum();
+    dh2.noalias() = dlogits * d.w3;
+    dh2 = (z2.array() > 0.0f).select(dh2, 0.0f);
+    dw2.noalias() = dh2.transpose() * h1;
+    const RowVector db2 = dh2.colwise().sum();
+    dh1.noalias() = dh2 * d.w2;
+    dh1.array() *= 1.0f - h1.array().square();
+    dw1.noalias() = dh1.transpose() * d.x;
+    const RowVector db1 = dh1.colwise().sum();
+    d.w1 -= kLearningRate * dw1;
+    d.w2 -= kLearningRate * dw2;
+    d.w3 -= kLearningRate * dw3;
+    d.b1 -= kLearningRate * db1;
+    d.b2 -= kLearningRate * db2;
+    d.b3 -= kLearningRate * db3;
+    benchmark::DoNotOptimize(loss);
+  }
+  state.counters["allocs_per_step"] =
+      double(allocations.load() - before) / double(state.iterations());
+}
+BENCHMARK(W2_mlp_step_handwritten)->Unit(benchmark::kMicrosecond);
+
+void W2_mlp_step_tapegrad(benchmark::State& state) {
+  const MlpData d(2);
+  auto model = std::make_shared<tg::nn::Sequential>();
+  auto l1 = std::make_shared<tg::nn::Linear>(kInputs, kHidden);
+  auto l2 = std::make_shared<tg::nn::Linear>(kHidden, kHidden);
+  auto l3 = std::make_shared<tg::nn::Linear>(kHidden, kClasses);
+  model->push_back(l1).push_back(std::make_shared<tg::nn::Tanh>());
+  model->push_back(l2).push_back(std::make_shared<tg::nn::ReLU>()).push_back(l3);
+  const tg::Tensor x = as_tensor(d.x);
+  const tg::Tensor labels = tg::int64_tensor(d.labels);
+  tg::nn::SGD sgd(model->parameters(), {.lr = kLearningRate});
+  const auto step = [&] {
+    sgd.zero_grad();
+    tg::Tensor loss = tg::cross_entropy((*model)(x), labels);
+    loss.backward();
+    sgd.step();
+    benchmark::DoNotOptimize(loss.raw_data());
+  };
+  for (int warm = 0; warm < 10; ++warm) step();
+  const std::uint64_t before = allocations.load();
+  for (auto _ : state) step();
+  state.counters["allocs_per_step"] =
+      double(allocations.load() - before) / double(state.iterations());
+  state.counters["peak_rss_MiB"] = peak_rss_mib();
+}
+BENCHMARK(W2_mlp_step_tapegrad)->Unit(benchmark::kMicrosecond);
+
+// ---- W3 a chain of small ops ----
+
+void W3_chain_handwritten(benchmark::State& state) {
+  using Row = Eigen::Array<float, 1, kChainWidth>;
+  std::vector<Row> values(kChainOps + 1);
+  values[0] = Row::LinSpaced(kChainWidth, -1.0f, 1.0f);
+  for (auto _ : state) {
+    for (int i = 0; i < kChainOps; ++i) {
+      if (i % 2 == 0) {
+        values[std::size_t(i + 1)] = values[std::size_t(i)] * 1.0001f + 0.0001f;
+      } else {
+        values[std::size_t(i + 1)] = values[std::size_t(i)].tanh();
+      }
+    }
+    Row grad = Row::Ones();
+    for (int i = kChainOps - 1; i >= 0; --i) {
+      if (i % 2 == 0) {
+        grad *= 1.0001f;
+      } else {
+        grad *= 1.0f - values[std::size_t(i + 1)].square();
+      }
+    }
+    benchmark::DoNotOptimize(grad.data());
+  }
+  state.counters["us_per_op"] =
+      benchmark::Counter(double(kChainOps) * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
+                                                       benchmark::Counter::kInvert);
+}
+BENCHMARK(W3_chain_handwritten)->Unit(benchmark::kMicrosecond);
+
+void W3_chain_tapegrad(benchmark::State& state) {
+  tg::Tensor x = tg::arange(0.0, 1.0, 1.0 / double(kChainWidth)).requires_grad(true);
+  for (auto _ : state) {
+    x.zero_grad();
+    tg::Tensor y = x;
+    for (int i = 0; i < kChainOps; ++i) y = i % 2 == 0 ? y * 1.0001 + 0.0001 : tg::tanh(y);
+    tg::sum(y).backward();
+    benchmark::DoNotOptimize(x.grad().raw_data());
+  }
+  state.counters["us_per_op"] =
+      benchmark::Counter(double(kChainOps) * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
+                                                       benchmark::Counter::kInvert);
+}
+BENCHMARK(W3_chain_tapegrad)->Unit(benchmark::kMicrosecond);
+
+// ---- W4 GEMM ----
+
+void W4_gemm_handwritten(benchmark::State& state) {
+  tg::Generator gen(4);
+  const Matrix a = random_matrix(kGemmSize, kGemmSize, gen);
+  const Matrix b = random_matrix(kGemmSize, kGemmSize, gen);
+  const Matrix ones = Matrix::Ones(kGemmSize, kGemmSize);
+  Matrix c(kGemmSize, kGemmSize), da(kGemmSize, kGemmSize), db(kGemmSize, kGemmSize);
+  for (auto _ : state) {
+    c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.sum());
+    da.noalias() = ones * b.transpose();
+    db.noalias() = a.transpose() * ones;
+    benchmark::DoNotOptimize(da.data());
+    benchmark::DoNotOptimize(db.data());
+  }
+  state.counters["GFLOPs"] =
+      benchmark::Counter(kGemmFlops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(W4_gemm_handwritten)->Unit(benchmark::kMillisecond);
+
+void W4_gemm_tapegrad(benchmark::State& state) {
+  tg::Generator gen(4);
+  tg::Tensor a = as_tensor(random_matrix(kGemmSize, kGemmSize, gen)).requires_grad(true);
+  tg::Tensor b = as_tensor(random_matrix(kGemmSize, kGemmSize, gen)).requires_grad(true);
+  for (auto _ : state) {
+    a.zero_grad();
+    b.zero_grad();
+    tg::sum(tg::matmul(a, b)).backward();
+    benchmark::DoNotOptimize(a.grad().raw_data());
+  }
+  state.counters["GFLOPs"] =
+      benchmark::Counter(kGemmFlops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(W4_gemm_tapegrad)->Unit(benchmark::kMillisecond);
+
+// ---- W5 one epoch of the digits MLP ----
+
+void W5_digits_epoch_tapegrad(benchmark::State& state) {
+  tg::nn::Dataset all = tg::nn::load_csv(TAPEGRAD_EXAMPLE_DATA "/digits.csv.gz");
+  auto [train, test] = tg::nn::train_test_split(all, 0.2, 0);
+  train.features = tg::nn::Standardizer(train.features)(train.features);
+  tg::Generator init(0);
+  auto model = tg::nn::MLP({64, 256, 10}, tg::nn::Activation::relu, init);
+  tg::nn::AdamW optimizer(model->parameters(), {.lr = 1e-3, .weight_decay = 0.01});
+  tg::nn::DataLoader loader(train, 32, true, 0);
+  for (auto _ : state) {
+    for (const tg::nn::Dataset& batch : loader) {
+      optimizer.zero_grad();
+      tg::cross_entropy((*model)(batch.features), batch.labels).backward();
+      optimizer.step();
+    }
+  }
+}
+BENCHMARK(W5_digits_epoch_tapegrad)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
