@@ -1,5 +1,6 @@
 #include "autograd/allocator.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <new>
@@ -10,15 +11,17 @@ namespace {
 
 constexpr std::align_val_t kAlignment{64};
 constexpr std::size_t kMinBuffer = 64;
-// Power-of-two buffer classes up to 2^40 bytes; each keeps at most this many blocks, and a thread
-// keeps at most kMaxCachedBytes in all.
+// Power-of-two buffer classes up to 2^40 bytes; a class keeps at most 16 MiB or 64 blocks,
+// whichever is more blocks (a graph of thousands of small tensors reuses all of them), and a
+// thread keeps at most kMaxCachedBytes in all.
 constexpr std::size_t kClasses = 41;
-constexpr std::size_t kBlocksPerClass = 64;
+constexpr std::size_t kBytesPerClass = std::size_t(16) << 20;
+constexpr std::size_t kMinBlocksPerClass = 64;
 constexpr std::size_t kMaxCachedBytes = std::size_t(256) << 20;
 // Small objects in 16-byte steps up to 512 bytes.
 constexpr std::size_t kSmallStep = 16;
 constexpr std::size_t kSmallClasses = 32;
-constexpr std::size_t kSmallBlocksPerClass = 4096;
+constexpr std::size_t kSmallBlocksPerClass = 1 << 16;
 
 std::size_t buffer_class(std::size_t bytes) {
   return std::size_t(std::bit_width(std::max(bytes, kMinBuffer) - 1));
@@ -71,7 +74,7 @@ void release_buffer(void* data, std::size_t bytes) noexcept {
   const std::size_t c = buffer_class(bytes);
   const std::size_t size = std::size_t(1) << c;
   Caches* cache = caches_alive ? caches() : nullptr;
-  if (cache && cache->buffers[c].size() < kBlocksPerClass &&
+  if (cache && cache->buffers[c].size() < std::max(kMinBlocksPerClass, kBytesPerClass >> c) &&
       cache->cached_bytes + size <= kMaxCachedBytes) {
     try {
       cache->buffers[c].push_back(data);

@@ -1,6 +1,7 @@
 #include "autograd/tape.h"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 
 #include "autograd/log.h"
@@ -70,6 +71,12 @@ struct TapeCore {
     if (auto_reclaim && busy == 0 && live_outputs == 0 && !entries.empty()) clear();
   }
 };
+
+// Trace lines format shapes, which costs more than recording an entry: only when they show.
+bool tracing() {
+  static spdlog::logger& log = logger();
+  return log.should_log(spdlog::level::trace);
+}
 
 void release_core(TapeCore* core) {
   if (--core->refcount == 0) delete core;
@@ -171,8 +178,10 @@ void TapeCore::record(const OpBase& op, const void* attrs, std::size_t attrs_siz
   refs.push_back({output.impl(), kNoRoute, -1});
   for (const Tensor& residual : saved) refs.push_back({residual.impl(), kNoRoute, -1});
 
-  SPDLOG_LOGGER_TRACE(&logger(), "record #{} {} -> {} {}", index, op.name, impl.shape.str(),
-                      dtype_name(impl.dtype));
+  if (tracing()) {
+    SPDLOG_LOGGER_TRACE(&logger(), "record #{} {} -> {} {}", index, op.name, impl.shape.str(),
+                        dtype_name(impl.dtype));
+  }
 }
 
 void TapeCore::free_entry(Entry& entry) {
@@ -187,7 +196,6 @@ void TapeCore::clear() {
   live_outputs = 0;
   entries.clear();
   refs.clear();
-  compact_at = kMinEntriesBeforeCompaction;
   --busy;
 }
 
@@ -209,37 +217,39 @@ void TapeCore::compact() {
         needed[std::size_t(refs[std::size_t(r)].route_entry)] = 1;
     }
   }
-  // The needed entries move to a new generation with new indices; links into the old one (only
-  // tensors nobody can backpropagate through any more) go stale.
+  // The needed entries move, in place and in order, to a new generation with new indices; links
+  // into the old one (only tensors nobody can backpropagate through any more) go stale.
   ++generation;
   live_outputs = 0;
-  std::vector<Entry> kept_entries;
-  std::vector<Ref> kept_refs;
-  std::vector<std::int64_t> new_ref(refs.size(), -1);
-  std::vector<std::int64_t> new_entry(entries.size(), -1);
+  thread_local std::vector<std::int64_t> new_ref;
+  thread_local std::vector<std::int64_t> new_entry;
+  new_ref.assign(refs.size(), -1);
+  new_entry.assign(entries.size(), -1);
+  std::size_t kept_entries = 0;
+  std::size_t kept_refs = 0;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (!needed[i]) continue;
     Entry e = entries[i];
-    new_entry[i] = std::int64_t(kept_entries.size());
-    const auto first = std::int64_t(kept_refs.size());
+    new_entry[i] = std::int64_t(kept_entries);
+    const auto first = std::int64_t(kept_refs);
     for (std::int64_t r = e.first_ref; r < e.end_ref(); ++r) {
       Ref ref = std::move(refs[std::size_t(r)]);
       if (ref.route >= 0) {
         ref.route = new_ref[std::size_t(ref.route)];
         ref.route_entry = new_entry[std::size_t(ref.route_entry)];
       }
-      new_ref[std::size_t(r)] = std::int64_t(kept_refs.size());
-      kept_refs.push_back(std::move(ref));
+      new_ref[std::size_t(r)] = std::int64_t(kept_refs);
+      refs[kept_refs++] = std::move(ref);
     }
     e.first_ref = first;
-    if (TensorImpl* out = kept_refs[std::size_t(e.output_ref())].impl.get()) {
+    if (TensorImpl* out = refs[std::size_t(e.output_ref())].impl.get()) {
       out->link = {this, generation, new_entry[i], e.output_ref()};
       if (out->handles > 0) ++live_outputs;
     }
-    kept_entries.push_back(e);
+    entries[kept_entries++] = e;
   }
-  entries.swap(kept_entries);
-  refs.swap(kept_refs);
+  entries.resize(kept_entries);
+  refs.resize(kept_refs);
   compact_at = std::max(kMinEntriesBeforeCompaction, 2 * entries.size());
   --busy;
 }
@@ -432,6 +442,42 @@ struct LeafGrad {
   Tensor grad;
 };
 
+// Working vectors of one backward pass, kept per thread and nesting depth so that a steady loop
+// reuses their capacity instead of allocating every pass.
+struct BackwardScratch {
+  std::vector<LeafGrad> leaves;
+  std::vector<Tensor> grads;
+  std::vector<Tensor> tensors;
+  std::vector<std::uint8_t> needs;
+  std::vector<Tensor> grad_inputs;
+};
+
+class ScratchLease {
+ public:
+  ScratchLease() {
+    if (depth_ == stack_.size()) stack_.push_back(std::make_unique<BackwardScratch>());
+    scratch_ = stack_[depth_++].get();
+  }
+  ~ScratchLease() {
+    scratch_->leaves.clear();
+    scratch_->grads.clear();
+    scratch_->tensors.clear();
+    scratch_->grad_inputs.clear();
+    --depth_;
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  BackwardScratch& operator*() const { return *scratch_; }
+
+ private:
+  static thread_local std::vector<std::unique_ptr<BackwardScratch>> stack_;
+  static thread_local std::size_t depth_;
+  BackwardScratch* scratch_;
+};
+
+thread_local std::vector<std::unique_ptr<BackwardScratch>> ScratchLease::stack_;
+thread_local std::size_t ScratchLease::depth_ = 0;
+
 }  // namespace
 
 std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, BackwardOptions options,
@@ -458,7 +504,9 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
   options.retain_graph = options.retain_graph || options.create_graph;
 
   const std::uint64_t pass = ++detail::thread_state.backward_pass;
-  std::vector<LeafGrad> leaves;
+  const ScratchLease lease;
+  BackwardScratch& scratch = *lease;
+  std::vector<LeafGrad>& leaves = scratch.leaves;
   auto leaf_slot = [&](const std::shared_ptr<detail::TensorImpl>& impl) -> Tensor& {
     if (impl->slot_stamp != pass) {
       impl->slot_stamp = pass;
@@ -496,11 +544,12 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
     busy.emplace(core);
     recording.emplace(&core);
     const std::int64_t top_ref = core.entry(link.entry).output_ref();
-    std::vector<Tensor> grads(std::size_t(top_ref + 1));
+    std::vector<Tensor>& grads = scratch.grads;
+    grads.resize(std::size_t(top_ref + 1));
     grads.back() = seed;
-    std::vector<Tensor> tensors;
-    std::vector<std::uint8_t> needs;
-    std::vector<Tensor> grad_inputs;
+    std::vector<Tensor>& tensors = scratch.tensors;
+    std::vector<std::uint8_t>& needs = scratch.needs;
+    std::vector<Tensor>& grad_inputs = scratch.grad_inputs;
 
     for (std::int64_t index = link.entry; index >= 0; --index) {
       const std::int64_t out_ref = core.entry(index).output_ref();
@@ -534,8 +583,10 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
       BackwardContext ctx(std::span(tensors.data(), entry.num_inputs), tensors[entry.num_inputs],
                           std::span(tensors.data() + entry.num_inputs + 1, entry.num_saved),
                           grad_output, needs, grad_inputs, options.create_graph);
-      SPDLOG_LOGGER_TRACE(&logger(), "backward #{} {} grad {}", index, entry.op->name,
-                          grad_output.shape().str());
+      if (detail::tracing()) {
+        SPDLOG_LOGGER_TRACE(&logger(), "backward #{} {} grad {}", index, entry.op->name,
+                            grad_output.shape().str());
+      }
       entry.op->backward(*entry.op, ctx, entry.attrs.data());
       if (interceptor) interceptor->after(*entry.op, grad_inputs);
 

@@ -8,39 +8,50 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <new>
 #include <string>
 
 #include "benchmarks/workloads.h"
 #include "tapegrad.h"
 
-// Every heap allocation of the process is counted, to report allocations per training step.
+// Every heap allocation of the process is counted, to report allocations per training step:
+// glibc lets a program replace malloc and friends, and operator new and Eigen both end there.
+extern "C" {
+void* __libc_malloc(std::size_t size);
+void* __libc_calloc(std::size_t count, std::size_t size);
+void* __libc_realloc(void* p, std::size_t size);
+void* __libc_memalign(std::size_t alignment, std::size_t size);
+}
+
 namespace {
 std::atomic<std::uint64_t> allocations{0};
 }  // namespace
 
-void* operator new(std::size_t size) {
+extern "C" {
+void* malloc(std::size_t size) {
   allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
+  return __libc_malloc(size);
 }
-void* operator new(std::size_t size, std::align_val_t alignment) {
+void* calloc(std::size_t count, std::size_t size) {
   allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto a = std::size_t(alignment);
-  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
-  throw std::bad_alloc();
+  return __libc_calloc(count, size);
 }
-void operator delete(void* p) noexcept {
-  std::free(p);
+void* realloc(void* p, std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, size);
 }
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
+void* aligned_alloc(std::size_t alignment, std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(alignment, size);
 }
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
+void* memalign(std::size_t alignment, std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(alignment, size);
 }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
+int posix_memalign(void** out, std::size_t alignment, std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  *out = __libc_memalign(alignment, size);
+  return *out ? 0 : 12;  // ENOMEM
+}
 }
 
 namespace {
@@ -132,6 +143,7 @@ void W2_mlp_step_handwritten(benchmark::State& state) {
   Matrix logits(kBatch, kClasses), dlogits(kBatch, kClasses), dh2(kBatch, kHidden),
       dh1(kBatch, kHidden);
   Matrix dw1(kHidden, kInputs), dw2(kHidden, kHidden), dw3(kClasses, kHidden);
+  RowVector db1(kHidden), db2(kHidden), db3(kClasses);
   const std::uint64_t before = allocations.load();
   for (auto _ : state) {
     z1.noalias() = d.x * d.w1.transpose();
@@ -155,15 +167,15 @@ void W2_mlp_step_handwritten(benchmark::State& state) {
     }
     dlogits /= float(kBatch);
     dw3.noalias() = dlogits.transpose() * h2;
-    const RowVector db3 = dlogits.colwise().sum();
+    db3.noalias() = dlogits.colwise().sum();
     dh2.noalias() = dlogits * d.w3;
     dh2 = (z2.array() > 0.0f).select(dh2, 0.0f);
     dw2.noalias() = dh2.transpose() * h1;
-    const RowVector db2 = dh2.colwise().sum();
+    db2.noalias() = dh2.colwise().sum();
     dh1.noalias() = dh2 * d.w2;
     dh1.array() *= 1.0f - h1.array().square();
     dw1.noalias() = dh1.transpose() * d.x;
-    const RowVector db1 = dh1.colwise().sum();
+    db1.noalias() = dh1.colwise().sum();
     d.w1 -= kLearningRate * dw1;
     d.w2 -= kLearningRate * dw2;
     d.w3 -= kLearningRate * dw3;

@@ -58,23 +58,25 @@ void SGD::step() {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     dispatch_floating(p.dtype(), "SGD", [&]<class T>() {
-      Eigen::Array<T, Eigen::Dynamic, 1> d = values<T>(g);
-      if (options_.weight_decay != 0) d += T(options_.weight_decay) * values<T>(p);
-      if (options_.momentum != 0) {
-        if (!momentum_[i].defined()) {
-          momentum_[i] = zeros_like(p);
-          values<T>(momentum_[i]) = d;
-        } else {
-          values<T>(momentum_[i]) =
-              T(options_.momentum) * values<T>(momentum_[i]) + T(1 - options_.dampening) * d;
-        }
-        if (options_.nesterov) {
-          d += T(options_.momentum) * values<T>(momentum_[i]);
-        } else {
-          d = values<T>(momentum_[i]);
-        }
+      auto w = values<T>(p);
+      const auto d = values<T>(g) + T(options_.weight_decay) * w;  // an expression, no temporary
+      if (options_.momentum == 0) {
+        w -= T(lr_) * d;
+        return;
       }
-      values<T>(p) -= T(lr_) * d;
+      if (!momentum_[i].defined()) {
+        momentum_[i] = zeros_like(p);
+        values<T>(momentum_[i]) = d;
+      } else {
+        values<T>(momentum_[i]) =
+            T(options_.momentum) * values<T>(momentum_[i]) + T(1 - options_.dampening) * d;
+      }
+      const auto b = values<T>(momentum_[i]);
+      if (options_.nesterov) {
+        w -= T(lr_) * (d + T(options_.momentum) * b);
+      } else {
+        w -= T(lr_) * b;
+      }
     });
   }
 }
@@ -99,16 +101,14 @@ void Adam::step() {
     if (!g.defined()) continue;
     dispatch_floating(p.dtype(), "Adam", [&]<class T>() {
       auto w = values<T>(p);
-      Eigen::Array<T, Eigen::Dynamic, 1> d = values<T>(g);
-      if (decoupled_) {
-        w *= T(1 - lr_ * options_.weight_decay);
-      } else if (options_.weight_decay != 0) {
-        d += T(options_.weight_decay) * w;
-      }
       auto m = values<T>(m_[i]);
       auto v = values<T>(v_[i]);
+      // L2 decay enters the gradient; AdamW's decoupled decay shrinks the weight instead.
+      const T l2 = decoupled_ ? T(0) : T(options_.weight_decay);
+      const auto d = values<T>(g) + l2 * w;
       m = T(options_.beta1) * m + T(1 - options_.beta1) * d;
       v = T(options_.beta2) * v + T(1 - options_.beta2) * d.square();
+      if (decoupled_) w *= T(1 - lr_ * options_.weight_decay);
       w -= T(lr_) * (m / T(correction1)) / ((v / T(correction2)).sqrt() + T(options_.eps));
     });
   }

@@ -78,15 +78,16 @@ Tensor reduce_picked(const Tensor& log_probs, const Tensor& labels, Reduction re
   const std::int64_t classes = log_probs.shape()[1];
   const std::int64_t* y = labels.data<std::int64_t>();
   return dispatch_floating(log_probs.dtype(), "loss", [&]<class T>() {
-    detail::Vector<T> picked(n);
-    for (std::int64_t i = 0; i < n; ++i) picked[i] = -log_probs.data<T>()[i * classes + y[i]];
+    const T* p = log_probs.data<T>();
     if (reduction == Reduction::none) {
       Tensor out = empty({n}, log_probs.dtype());
-      detail::flat<T>(out) = picked;
+      for (std::int64_t i = 0; i < n; ++i) out.data<T>()[i] = -p[i * classes + y[i]];
       return out;
     }
+    T total = 0;
+    for (std::int64_t i = 0; i < n; ++i) total -= p[i * classes + y[i]];
     Tensor out = empty({}, log_probs.dtype());
-    *out.data<T>() = reduction == Reduction::mean ? picked.sum() / T(n) : picked.sum();
+    *out.data<T>() = reduction == Reduction::mean ? total / T(n) : total;
     return out;
   });
 }
