@@ -194,6 +194,9 @@ void TapeCore::clear() {
   // A new generation first: impls released below then see that they no longer count.
   ++generation;
   live_outputs = 0;
+  // The next graph is likely the size of this one: compacting before it has grown past twice
+  // that would only copy entries that are all still needed.
+  compact_at = std::max(kMinEntriesBeforeCompaction, 2 * entries.size());
   entries.clear();
   refs.clear();
   --busy;
