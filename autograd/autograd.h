@@ -5,6 +5,7 @@
 #include "autograd/functional.h"
 #include "autograd/gradcheck.h"
 #include "autograd/log.h"
+#include "autograd/parallel.h"
 #include "autograd/registry.h"
 #include "autograd/shape.h"
 #include "autograd/tape.h"

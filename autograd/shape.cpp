@@ -22,12 +22,6 @@ void Shape::push_back(std::int64_t dim) {
   dims_[rank_++] = dim;
 }
 
-std::int64_t Shape::numel() const {
-  std::int64_t n = 1;
-  for (std::int64_t dim : *this) n *= dim;
-  return n;
-}
-
 Shape Shape::without_axis(int axis) const {
   Shape out;
   for (int i = 0; i < rank_; ++i) {

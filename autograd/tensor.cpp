@@ -30,16 +30,13 @@ Storage::~Storage() {
 
 }  // namespace detail
 
-detail::TensorImpl& Tensor::checked_impl(const char* what) const {
-  if (!impl_) fail("{}: the tensor is undefined (default-constructed or moved from)", what);
-  return *impl_;
+void fail_undefined(const char* what) {
+  fail("{}: the tensor is undefined (default-constructed or moved from)", what);
 }
 
-const Shape& Tensor::shape() const {
-  return checked_impl("Tensor::shape").shape;
-}
-DType Tensor::dtype() const {
-  return checked_impl("Tensor::dtype").dtype;
+detail::TensorImpl& Tensor::checked_impl(const char* what) const {
+  if (!impl_) fail_undefined(what);
+  return *impl_;
 }
 
 std::int64_t Tensor::size(std::int64_t axis) const {

@@ -124,6 +124,8 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
   void* data;
   std::size_t bytes;
+  // Tensors of up to 64 bytes (16 floats) live here, saving a second allocation per small op.
+  alignas(64) std::byte inline_bytes[64];
 };
 
 // Where a recorded tensor came from: an output slot (ref) of an entry of a tape generation.
@@ -194,6 +196,20 @@ inline Tensor& Tensor::operator=(Tensor&& other) noexcept {
     impl_ = std::move(other.impl_);
   }
   return *this;
+}
+
+[[noreturn]] void fail_undefined(const char* what);
+
+inline const Shape& Tensor::shape() const {
+  if (!impl_) [[unlikely]]
+    fail_undefined("Tensor::shape");
+  return impl_->shape;
+}
+
+inline DType Tensor::dtype() const {
+  if (!impl_) [[unlikely]]
+    fail_undefined("Tensor::dtype");
+  return impl_->dtype;
 }
 
 template <class T>

@@ -83,6 +83,7 @@ tg::Tensor as_tensor(const Matrix& m) {
 // ---- W1 softmax ----
 
 void W1_softmax_handwritten(benchmark::State& state) {
+  tg::set_num_threads(1);
   tg::Generator gen(1);
   const Matrix x = random_matrix(kSoftmaxRows, kSoftmaxCols, gen);
   const Matrix g = random_matrix(kSoftmaxRows, kSoftmaxCols, gen);
@@ -106,6 +107,7 @@ void W1_softmax_handwritten(benchmark::State& state) {
 BENCHMARK(W1_softmax_handwritten)->Unit(benchmark::kMicrosecond);
 
 void W1_softmax_tapegrad(benchmark::State& state) {
+  tg::set_num_threads(int(state.range(0)));
   tg::Generator gen(1);
   tg::Tensor x = as_tensor(random_matrix(kSoftmaxRows, kSoftmaxCols, gen)).requires_grad(true);
   const tg::Tensor g = as_tensor(random_matrix(kSoftmaxRows, kSoftmaxCols, gen));
@@ -115,7 +117,12 @@ void W1_softmax_tapegrad(benchmark::State& state) {
     benchmark::DoNotOptimize(x.grad().raw_data());
   }
 }
-BENCHMARK(W1_softmax_tapegrad)->Unit(benchmark::kMicrosecond);
+BENCHMARK(W1_softmax_tapegrad)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // ---- W2 MLP training step ----
 
@@ -138,6 +145,7 @@ struct MlpData {
 };
 
 void W2_mlp_step_handwritten(benchmark::State& state) {
+  tg::set_num_threads(1);
   MlpData d(2);
   Matrix z1(kBatch, kHidden), h1(kBatch, kHidden), z2(kBatch, kHidden), h2(kBatch, kHidden);
   Matrix logits(kBatch, kClasses), dlogits(kBatch, kClasses), dh2(kBatch, kHidden),
@@ -190,6 +198,7 @@ void W2_mlp_step_handwritten(benchmark::State& state) {
 BENCHMARK(W2_mlp_step_handwritten)->Unit(benchmark::kMicrosecond);
 
 void W2_mlp_step_tapegrad(benchmark::State& state) {
+  tg::set_num_threads(1);
   const MlpData d(2);
   auto model = std::make_shared<tg::nn::Sequential>();
   auto l1 = std::make_shared<tg::nn::Linear>(kInputs, kHidden);
@@ -219,6 +228,7 @@ BENCHMARK(W2_mlp_step_tapegrad)->Unit(benchmark::kMicrosecond);
 // ---- W3 a chain of small ops ----
 
 void W3_chain_handwritten(benchmark::State& state) {
+  tg::set_num_threads(1);
   using Row = Eigen::Array<float, 1, kChainWidth>;
   std::vector<Row> values(kChainOps + 1);
   values[0] = Row::LinSpaced(kChainWidth, -1.0f, 1.0f);
@@ -247,6 +257,7 @@ void W3_chain_handwritten(benchmark::State& state) {
 BENCHMARK(W3_chain_handwritten)->Unit(benchmark::kMicrosecond);
 
 void W3_chain_tapegrad(benchmark::State& state) {
+  tg::set_num_threads(1);
   tg::Tensor x = tg::arange(0.0, 1.0, 1.0 / double(kChainWidth)).requires_grad(true);
   for (auto _ : state) {
     x.zero_grad();
@@ -264,6 +275,7 @@ BENCHMARK(W3_chain_tapegrad)->Unit(benchmark::kMicrosecond);
 // ---- W4 GEMM ----
 
 void W4_gemm_handwritten(benchmark::State& state) {
+  tg::set_num_threads(1);
   tg::Generator gen(4);
   const Matrix a = random_matrix(kGemmSize, kGemmSize, gen);
   const Matrix b = random_matrix(kGemmSize, kGemmSize, gen);
@@ -283,6 +295,7 @@ void W4_gemm_handwritten(benchmark::State& state) {
 BENCHMARK(W4_gemm_handwritten)->Unit(benchmark::kMillisecond);
 
 void W4_gemm_tapegrad(benchmark::State& state) {
+  tg::set_num_threads(1);
   tg::Generator gen(4);
   tg::Tensor a = as_tensor(random_matrix(kGemmSize, kGemmSize, gen)).requires_grad(true);
   tg::Tensor b = as_tensor(random_matrix(kGemmSize, kGemmSize, gen)).requires_grad(true);
@@ -300,6 +313,7 @@ BENCHMARK(W4_gemm_tapegrad)->Unit(benchmark::kMillisecond);
 // ---- W5 one epoch of the digits MLP ----
 
 void W5_digits_epoch_tapegrad(benchmark::State& state) {
+  tg::set_num_threads(1);
   tg::nn::Dataset all = tg::nn::load_csv(TAPEGRAD_EXAMPLE_DATA "/digits.csv.gz");
   auto [train, test] = tg::nn::train_test_split(all, 0.2, 0);
   train.features = tg::nn::Standardizer(train.features)(train.features);

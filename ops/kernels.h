@@ -5,6 +5,7 @@
 
 #include <array>
 
+#include "autograd/parallel.h"
 #include "autograd/tensor.h"
 
 namespace tg::detail {
@@ -30,12 +31,33 @@ Eigen::Map<const Vector<T>> flat(const Tensor& t) {
 // Requires floating tensors of one dtype; `op` names the caller in the error.
 void check_same_floating(const Tensor& a, const Tensor& b, const char* op);
 
+// Elementwise kernels split a large flat range into one contiguous chunk per thread (at most
+// kMaxChunks), the same split the row kernels make, so each core keeps working on the part of a
+// tensor in its cache. body(chunk, begin, count).
+inline constexpr std::int64_t kMaxChunks = 64;
+template <class Body>
+void for_each_chunk(std::int64_t n, Body body) {
+  constexpr std::int64_t kChunkAlign = 64;
+  const std::int64_t chunks =
+      n >= kParallelElements ? std::min<std::int64_t>(num_threads(), kMaxChunks) : 1;
+  const std::int64_t size =
+      ((n + chunks - 1) / chunks + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+  parallel_for(chunks, n, [&](std::int64_t c) {
+    const std::int64_t begin = std::min(n, c * size);
+    body(c, begin, std::min(n, begin + size) - begin);
+  });
+}
+
 // out = fn(flat(x)) for an Eigen array expression fn.
 template <class Fn>
 Tensor map_unary(const Tensor& x, const char* op, Fn fn) {
   return dispatch_floating(x.dtype(), op, [&]<class T>() {
     Tensor out = empty(x.shape(), x.dtype());
-    flat<T>(out) = fn(flat<T>(x));
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    for_each_chunk(x.numel(), [&](std::int64_t, std::int64_t begin, std::int64_t count) {
+      Eigen::Map<Vector<T>>(po + begin, count) = fn(Eigen::Map<const Vector<T>>(px + begin, count));
+    });
     return out;
   });
 }
@@ -96,7 +118,14 @@ Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, Fn fn) {
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = empty(out_shape, a.dtype());
     if (a.shape() == b.shape()) {
-      flat<T>(out) = fn(flat<T>(a), flat<T>(b));
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      T* po = out.data<T>();
+      for_each_chunk(out.numel(), [&](std::int64_t, std::int64_t begin, std::int64_t count) {
+        Eigen::Map<Vector<T>>(po + begin, count) =
+            fn(Eigen::Map<const Vector<T>>(pa + begin, count),
+               Eigen::Map<const Vector<T>>(pb + begin, count));
+      });
       return out;
     }
     const BroadcastRows rows(out_shape, a.shape(), b.shape());

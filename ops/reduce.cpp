@@ -5,7 +5,9 @@
 //   max          y = maxₐ x          dx = broadcast(g) ⊙ onehot(first argmax)
 //   sum_to       y = x summed to s   dx = broadcast(g)
 //   broadcast_to y = x repeated to s dx = g (the engine sums it back to x's shape)
+#include <array>
 #include <cmath>
+#include <numeric>
 
 #include "autograd/tape.h"
 #include "ops/kernels.h"
@@ -52,8 +54,15 @@ Tensor sum_over_axis(const Tensor& x, int axis, bool keepdim, const char* op) {
 Tensor sum_all_forward(ForwardContext& ctx, const NoAttrs&) {
   const Tensor& x = ctx.input(0);
   return dispatch_floating(x.dtype(), "sum", [&]<class T>() {
+    // Per-chunk partial sums, added in chunk order: the same result for the same thread count.
+    std::array<T, detail::kMaxChunks> partial{};
+    const T* px = x.data<T>();
+    detail::for_each_chunk(x.numel(), [&](std::int64_t chunk, std::int64_t begin,
+                                          std::int64_t count) {
+      partial[std::size_t(chunk)] = Eigen::Map<const detail::Vector<T>>(px + begin, count).sum();
+    });
     Tensor out = empty({}, x.dtype());
-    *out.data<T>() = detail::flat<T>(x).sum();
+    *out.data<T>() = std::accumulate(partial.begin(), partial.end(), T(0));
     return out;
   });
 }
@@ -170,6 +179,15 @@ Tensor broadcast_to_forward(ForwardContext& ctx, const ShapeAttrs& a) {
   const Tensor& x = ctx.input(0);
   return dispatch_floating(x.dtype(), "broadcast_to", [&]<class T>() {
     Tensor out = empty(a.shape, x.dtype());
+    if (x.numel() == 1) {  // the gradient of a full reduction: one value everywhere
+      T* po = out.data<T>();
+      const T value = *x.data<T>();
+      detail::for_each_chunk(out.numel(),
+                             [&](std::int64_t, std::int64_t begin, std::int64_t count) {
+                               Eigen::Map<detail::Vector<T>>(po + begin, count).setConstant(value);
+                             });
+      return out;
+    }
     const detail::BroadcastRows rows(a.shape, x.shape(), a.shape);
     const T* px = x.data<T>();
     T* po = out.data<T>();

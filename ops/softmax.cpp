@@ -11,6 +11,7 @@
 // matrix, so the registry tests hold the rule against it.
 #include <cmath>
 
+#include "autograd/parallel.h"
 #include "autograd/tape.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
@@ -87,15 +88,17 @@ Tensor normalize(const Tensor& x, int axis, bool keepdim, Normalizer kind, const
       return out;
     }
     const std::int64_t out_block = kind == Normalizer::logsumexp ? s.inner : s.dim * s.inner;
-    for (std::int64_t o = 0; o < s.outer; ++o) {
-      const T* px = x.data<T>() + o * s.dim * s.inner;
-      T* po = out.data<T>() + o * out_block;
+    const T* x_data = x.data<T>();
+    T* out_data = out.data<T>();
+    detail::parallel_for(s.outer, x.numel(), [&](std::int64_t o) {
+      const T* px = x_data + o * s.dim * s.inner;
+      T* po = out_data + o * out_block;
       if (s.inner == 1) {
         normalize_vector(px, po, s.dim, kind);
       } else {
         normalize_block(px, po, s.dim, s.inner, kind);
       }
-    }
+    });
     return out;
   });
 }
@@ -133,17 +136,21 @@ Tensor fused_backward(const Tensor& y, const Tensor& g, int axis, Normalizer kin
   const AxisSplit s = split_at_axis(y.shape(), axis);
   return dispatch_floating(y.dtype(), "softmax", [&]<class T>() {
     Tensor dx = empty(y.shape(), y.dtype());
+    if (s.dim == 0) return dx;
     const std::int64_t block = s.dim * s.inner;
-    for (std::int64_t o = 0; o < s.outer && s.dim > 0; ++o) {
-      const T* py = y.data<T>() + o * block;
-      const T* pg = g.data<T>() + o * block;
-      T* pd = dx.data<T>() + o * block;
+    const T* y_data = y.data<T>();
+    const T* g_data = g.data<T>();
+    T* dx_data = dx.data<T>();
+    detail::parallel_for(s.outer, y.numel(), [&](std::int64_t o) {
+      const T* py = y_data + o * block;
+      const T* pg = g_data + o * block;
+      T* pd = dx_data + o * block;
       if (s.inner == 1) {
         fused_backward_vector(py, pg, pd, s.dim, kind);
       } else {
         fused_backward_block(py, pg, pd, s.dim, s.inner, kind);
       }
-    }
+    });
     return dx;
   });
 }
