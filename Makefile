@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure demo test clean
+.PHONY: deps configure demo test bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -21,6 +21,12 @@ demo: configure
 test: configure
 	cmake --build $(BUILD) -j $(JOBS)
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# Not part of the test command: timings belong to benchmarks. Add TORCH=1 to compare with
+# libtorch (installs libtorch-dev).
+bench: deps
+	$(if $(TORCH),apt-get install -y -qq libtorch-dev >/dev/null,)
+	python3 scripts/bench.py $(if $(TORCH),--torch,)
 
 clean:
 	rm -rf $(BUILD)
