@@ -4,6 +4,7 @@
 #include "autograd/error.h"
 #include "autograd/functional.h"
 #include "autograd/gradcheck.h"
+#include "autograd/inspect.h"
 #include "autograd/log.h"
 #include "autograd/parallel.h"
 #include "autograd/registry.h"

@@ -1,8 +1,12 @@
 #include "autograd/tape.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "autograd/log.h"
 #include "ops/ops.h"
@@ -86,7 +90,9 @@ namespace {
 
 struct ThreadState {
   bool grad_enabled = true;
+  bool detect_anomaly = false;
   RuleInterceptor* interceptor = nullptr;
+  BackwardObserver* observer = nullptr;
   std::vector<TapeCore*> recording;  // innermost last
   std::uint64_t backward_pass = 0;
 };
@@ -275,6 +281,56 @@ void set_rule_interceptor(RuleInterceptor* interceptor) {
   thread_state.interceptor = interceptor;
 }
 
+BackwardObserver* set_backward_observer(BackwardObserver* observer) {
+  return std::exchange(thread_state.observer, observer);
+}
+
+// The flat index of the first NaN or infinity, or -1.
+std::int64_t first_non_finite(const Tensor& t) {
+  if (!is_floating(t.dtype())) return -1;
+  return dispatch_floating(t.dtype(), "anomaly", [&]<class T>() -> std::int64_t {
+    const T* p = t.data<T>();
+    for (std::int64_t i = 0; i < t.numel(); ++i) {
+      if (!std::isfinite(p[i])) return i;
+    }
+    return -1;
+  });
+}
+
+// "nan at [0, 2]": the value and where it is.
+std::string describe_element(const Tensor& t, std::int64_t flat) {
+  const double value = t.to_vector()[std::size_t(flat)];
+  std::vector<std::int64_t> index(std::size_t(t.rank()));
+  for (int d = t.rank() - 1; d >= 0; --d) {
+    index[std::size_t(d)] = flat % t.shape()[d];
+    flat /= t.shape()[d];
+  }
+  return fmt::format("{} at [{}]", value, fmt::join(index, ", "));
+}
+
+std::string input_ranges(std::span<const Tensor* const> inputs) {
+  std::string text;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& x = *inputs[i];
+    std::string range = "empty";
+    if (x.numel() > 0) {
+      const std::vector<double> v = x.to_vector();
+      const auto [low, high] = std::minmax_element(v.begin(), v.end());
+      range = fmt::format("[{:g}, {:g}]", *low, *high);
+    }
+    text += fmt::format("{}input {} {} {} in {}", i == 0 ? "inputs: " : "; ", i,
+                        dtype_name(x.dtype()), x.shape().str(), range);
+  }
+  return text;
+}
+
+[[noreturn]] void fail_anomaly(const char* direction, const OpBase& op, const std::string& entry,
+                               const std::source_location& location, const std::string& what,
+                               std::span<const Tensor* const> inputs) {
+  fail("anomaly: {} of '{}' ({}, {}:{}) produced {}; {}", direction, op.name, entry,
+       location.file_name(), location.line(), what, input_ranges(inputs));
+}
+
 const char* producer_name(const TensorImpl& impl) {
   if (impl.link.core == nullptr || !impl.link.core->holds(impl.link)) return nullptr;
   return impl.link.core->entry(impl.link.entry).op->name;
@@ -294,6 +350,15 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
     GradModeGuard forward_is_not_recorded(false);
     output = op.forward(op, ctx, attrs);
   }
+  if (thread_state.detect_anomaly) [[unlikely]] {
+    const std::int64_t bad = first_non_finite(output);
+    if (bad >= 0) {
+      const std::string entry =
+          recording ? fmt::format("tape entry {}", current_core().entries.size()) : "not recorded";
+      fail_anomaly("forward", op, entry, location,
+                   fmt::format("{} in its output", describe_element(output, bad)), inputs);
+    }
+  }
   if (!recording) return output;
   // The output must be a new impl: the link is per impl, and an input keeps its own.
   if (output.impl()->link.core != nullptr || output.impl()->requires_grad ||
@@ -311,6 +376,20 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
 
 bool grad_enabled() {
   return detail::thread_state.grad_enabled;
+}
+
+void detect_anomaly(bool on) {
+  detail::thread_state.detect_anomaly = on;
+}
+bool anomaly_detection_enabled() {
+  return detail::thread_state.detect_anomaly;
+}
+
+AnomalyGuard::AnomalyGuard(bool on) : previous_(detail::thread_state.detect_anomaly) {
+  detail::thread_state.detect_anomaly = on;
+}
+AnomalyGuard::~AnomalyGuard() {
+  detail::thread_state.detect_anomaly = previous_;
 }
 
 GradModeGuard::GradModeGuard(bool enabled) : previous_(detail::thread_state.grad_enabled) {
@@ -404,6 +483,11 @@ Function Tape::entry_function(std::int64_t index) const {
   };
 }
 
+std::int64_t Tape::index_of(const Tensor& tensor) const {
+  if (!tensor.defined() || !core_->holds(tensor.impl()->link)) return -1;
+  return tensor.impl()->link.entry;
+}
+
 Tensor CustomOp::apply(const std::vector<Tensor>& inputs, SourceLocation location) const {
   std::vector<const Tensor*> pointers;
   for (const Tensor& input : inputs) pointers.push_back(&input);
@@ -438,6 +522,33 @@ Tensor conform(Tensor grad, const Tensor& input, const detail::OpBase& op, std::
          op.name, entry, grad.shape().str(), position, input.shape().str());
   }
   return sum_to(grad, input.shape());
+}
+
+void check_gradient(const Tensor& g, std::size_t position, const detail::OpBase& op,
+                    std::int64_t index, const std::source_location& location,
+                    std::span<const Tensor> inputs) {
+  const std::int64_t bad = detail::first_non_finite(g);
+  if (bad < 0) return;
+  std::vector<const Tensor*> pointers;
+  for (const Tensor& t : inputs) pointers.push_back(&t);
+  detail::fail_anomaly(
+      "backward", op, fmt::format("tape entry {}", index), location,
+      fmt::format("{} in the gradient for input {}", detail::describe_element(g, bad), position),
+      pointers);
+}
+
+void observe(detail::BackwardObserver& observer, detail::TapeCore& core, const detail::Entry& entry,
+             std::int64_t index, const Tensor& grad_output, std::span<const Tensor> tensors,
+             std::span<const Tensor> grad_inputs) {
+  BackwardStep step{index, entry.op->name, entry.op->formula, entry.location, grad_output, {}, {},
+                    {}};
+  for (std::uint32_t i = 0; i < entry.num_inputs; ++i) {
+    const detail::Ref& ref = core.ref(entry.first_ref + i);
+    step.inputs.push_back(tensors[i]);
+    step.input_entries.push_back(ref.route >= 0 ? ref.route_entry : -1);
+    step.grad_inputs.push_back(grad_inputs[i]);
+  }
+  observer.on_step(step);
 }
 
 struct LeafGrad {
@@ -587,15 +698,32 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
                           std::span(tensors.data() + entry.num_inputs + 1, entry.num_saved),
                           grad_output, needs, grad_inputs, options.create_graph);
       if (detail::tracing()) {
-        SPDLOG_LOGGER_TRACE(&logger(), "backward #{} {} grad {}", index, entry.op->name,
-                            grad_output.shape().str());
+        SPDLOG_LOGGER_TRACE(&logger(), "backward #{} {}: {} (grad {})", index, entry.op->name,
+                            entry.op->formula, grad_output.shape().str());
       }
-      entry.op->backward(*entry.op, ctx, entry.attrs.data());
+      // Ops inside a rule are its implementation: an infinity they produce is reported below as
+      // the rule's gradient, against the entry and the user's line, not as a forward anomaly.
+      const bool detect_anomaly = detail::thread_state.detect_anomaly;
+      {
+        const AnomalyGuard inside_rule(false);
+        entry.op->backward(*entry.op, ctx, entry.attrs.data());
+      }
       if (interceptor) interceptor->after(*entry.op, grad_inputs);
 
       for (std::uint32_t i = 0; i < entry.num_inputs; ++i) {
         if (!needs[i] || !grad_inputs[i].defined()) continue;
-        Tensor g = conform(std::move(grad_inputs[i]), tensors[i], *entry.op, index, i);
+        grad_inputs[i] = conform(std::move(grad_inputs[i]), tensors[i], *entry.op, index, i);
+        if (detect_anomaly) [[unlikely]] {
+          check_gradient(grad_inputs[i], i, *entry.op, index, entry.location,
+                         std::span(tensors.data(), entry.num_inputs));
+        }
+      }
+      if (detail::BackwardObserver* observer = detail::thread_state.observer) {
+        observe(*observer, core, entry, index, grad_output, tensors, grad_inputs);
+      }
+      for (std::uint32_t i = 0; i < entry.num_inputs; ++i) {
+        if (!needs[i] || !grad_inputs[i].defined()) continue;
+        Tensor g = std::move(grad_inputs[i]);
         const detail::Ref& input = core.ref(entry.first_ref + i);
         if (input.route >= 0) {
           accumulate(grads[std::size_t(input.route)], std::move(g));

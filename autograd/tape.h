@@ -43,6 +43,26 @@ class NoGradGuard : public GradModeGuard {
   NoGradGuard() : GradModeGuard(false) {}
 };
 
+// ---- anomaly detection ----
+
+// While on, every op's output and every gradient a backward rule produces is checked for NaN and
+// infinity, and the first one found raises a tg::Error naming the op, its tape entry, forward or
+// backward, the source line that recorded it and the ranges of its inputs. Off by default: then
+// it costs one test of a thread-local flag per op.
+void detect_anomaly(bool on);
+bool anomaly_detection_enabled();
+
+class AnomalyGuard {
+ public:
+  explicit AnomalyGuard(bool on = true);
+  ~AnomalyGuard();
+  AnomalyGuard(const AnomalyGuard&) = delete;
+  AnomalyGuard& operator=(const AnomalyGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // ---- defining ops ----
 
 using SourceLocation = std::source_location;
@@ -145,6 +165,31 @@ class RuleInterceptor {
 
 // Installs an interceptor for this thread (nullptr removes it).
 void set_rule_interceptor(RuleInterceptor* interceptor);
+
+}  // namespace detail
+
+// One step of a backward pass, as a BackwardTrace records it.
+struct BackwardStep {
+  std::int64_t entry;
+  const char* op;
+  const char* formula;
+  std::source_location location;
+  Tensor grad_output;  // the upstream gradient
+  std::vector<Tensor> inputs;
+  std::vector<std::int64_t> input_entries;  // -1 for a leaf or a constant
+  std::vector<Tensor> grad_inputs;          // what the rule sent to each input (undefined: none)
+};
+
+namespace detail {
+
+class BackwardObserver {
+ public:
+  virtual ~BackwardObserver() = default;
+  virtual void on_step(const BackwardStep& step) = 0;
+};
+
+// Installs an observer for this thread (nullptr removes it); returns the previous one.
+BackwardObserver* set_backward_observer(BackwardObserver* observer);
 
 Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const void* attrs,
                 std::size_t attrs_size, const std::source_location& location);
@@ -273,6 +318,8 @@ class Tape {
   // The entry's op with its recorded parameters, as a function of new inputs: gradcheck uses it
   // to check each entry on its own.
   Function entry_function(std::int64_t index) const;
+  // The index of the entry that produced `tensor` on this tape, or -1.
+  std::int64_t index_of(const Tensor& tensor) const;
   // Drops every entry; tensors recorded so far can no longer be backpropagated.
   void clear();
 
