@@ -13,9 +13,11 @@ configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 
 demo: configure
-	cmake --build $(BUILD) -j $(JOBS) --target quickstart softmax_jacobian custom_op train_digits
+	cmake --build $(BUILD) -j $(JOBS) --target softmax_jacobian custom_op backprop_walkthrough \
+	  train_digits
 	./$(BUILD)/examples/softmax_jacobian
 	./$(BUILD)/examples/custom_op
+	./$(BUILD)/examples/backprop_walkthrough $(BUILD)/backprop_walkthrough_out
 	./$(BUILD)/examples/train_digits --out-dir $(BUILD)/train_digits_out
 
 test: configure

@@ -272,6 +272,14 @@ void W3_chain_tapegrad(benchmark::State& state) {
 }
 BENCHMARK(W3_chain_tapegrad)->Unit(benchmark::kMicrosecond);
 
+// W3 again with anomaly detection on: what the NaN/infinity checks cost when asked for (off, they
+// are one test of a thread-local flag per op, inside W3_chain_tapegrad's time).
+void W3_chain_tapegrad_anomaly_checks(benchmark::State& state) {
+  const tg::AnomalyGuard anomaly;
+  W3_chain_tapegrad(state);
+}
+BENCHMARK(W3_chain_tapegrad_anomaly_checks)->Unit(benchmark::kMicrosecond);
+
 // ---- W4 GEMM ----
 
 void W4_gemm_handwritten(benchmark::State& state) {
