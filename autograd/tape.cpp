@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "autograd/log.h"
@@ -47,6 +48,8 @@ constexpr std::size_t kMinEntriesBeforeCompaction = 256;
 
 struct TapeCore {
   Tape* owner = nullptr;
+  // A tape and the tensors it records belong to one thread; set once, read from any.
+  const std::thread::id thread = std::this_thread::get_id();
   int refcount = 1;  // the owning Tape, plus every impl linked to this core
   bool alive = true;
   bool auto_reclaim = false;
@@ -127,6 +130,12 @@ class BusyScope {
   TapeCore& core_;
 };
 
+[[noreturn]] void fail_other_thread(const char* what) {
+  fail("{}: the tensor was recorded on another thread's tape; a tensor that takes part in a graph "
+       "belongs to the thread that recorded it (detach() it to share its value)",
+       what);
+}
+
 [[noreturn]] void fail_graph_gone(const char* what) {
   fail(
       "{}: the graph behind this tensor is gone: it was freed by an earlier backward without "
@@ -141,6 +150,7 @@ std::int64_t TapeCore::route_of(const Tensor& input, const OpBase& op, std::size
   if (!input.requires_grad()) return kNoRoute;
   const Link& link = input.impl()->link;
   if (link.core == nullptr) return kLeafRoute;
+  if (link.core->thread != thread) fail_other_thread(op.name);
   if (holds(link)) return link.ref;
   if (link.core != this && link.core->alive && link.generation == link.core->generation) {
     return kLeafRoute;  // recorded on another live tape: gradients stop at the tape boundary
@@ -643,6 +653,7 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
     accumulate(leaf_slot(y.impl()), seed);
   } else {
     detail::TapeCore& core = *link.core;
+    if (core.thread != std::this_thread::get_id()) detail::fail_other_thread(what);
     if (!core.holds(link) || core.entry(link.entry).freed) detail::fail_graph_gone(what);
     for (std::size_t k = 0; k < wrt.size(); ++k) {
       if (!wrt[k].defined())

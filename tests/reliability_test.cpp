@@ -1,0 +1,114 @@
+// Deep graphs, threads and memory that stays flat.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "tapegrad.h"
+
+namespace tg {
+namespace {
+
+double resident_mib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+TEST(Reliability, MillionOpChainBackpropagatesWithoutRecursion) {
+  Tensor x = tensor({0.5}, f64).requires_grad(true);
+  Tensor y = x;
+  for (int i = 0; i < 1'000'000; ++i) y = i % 2 == 0 ? y * 1.000001 : y - 1e-7;
+  sum(y).backward();
+  EXPECT_NEAR(x.grad().item(), std::pow(1.000001, 500'000), 1e-9);
+}
+
+std::vector<std::vector<double>> train_iris(std::uint64_t seed) {
+  nn::Dataset iris = nn::load_csv(std::string(TAPEGRAD_TEST_DATA) + "/iris.csv", {.skip_lines = 1});
+  iris.features = nn::Standardizer(iris.features)(iris.features);
+  Generator init(seed);
+  auto model = nn::MLP({4, 16, 3}, nn::Activation::tanh, init);
+  nn::Adam optimizer(model->parameters(), {.lr = 0.01});
+  nn::DataLoader loader(iris, 16, true, seed);
+  for (int epoch = 0; epoch < 20; ++epoch) {
+    for (const nn::Dataset& batch : loader) {
+      optimizer.zero_grad();
+      cross_entropy((*model)(batch.features), batch.labels).backward();
+      optimizer.step();
+    }
+  }
+  std::vector<std::vector<double>> parameters;
+  for (const Tensor& p : model->parameters()) parameters.push_back(p.to_vector());
+  return parameters;
+}
+
+TEST(Reliability, TwoThreadsTrainIndependentModelsExactlyAsOneAfterTheOther) {
+  const auto sequential_a = train_iris(1);
+  const auto sequential_b = train_iris(2);
+  std::vector<std::vector<double>> parallel_a, parallel_b;
+  std::thread first([&] { parallel_a = train_iris(1); });
+  std::thread second([&] { parallel_b = train_iris(2); });
+  first.join();
+  second.join();
+  EXPECT_EQ(parallel_a, sequential_a);
+  EXPECT_EQ(parallel_b, sequential_b);
+  EXPECT_NE(sequential_a, sequential_b);
+}
+
+TEST(Reliability, UsingAnotherThreadsGraphIsDetected) {
+  Tensor x = tensor({1.0, 2.0}).requires_grad(true);
+  Tensor y = tanh(x);  // recorded on this thread's tape
+  std::string backward_error, record_error;
+  std::thread other([&] {
+    try {
+      sum(y).backward();
+    } catch (const Error& e) {
+      record_error = e.what();
+    }
+    try {
+      y.backward(ones({2}));
+    } catch (const Error& e) {
+      backward_error = e.what();
+    }
+  });
+  other.join();
+  EXPECT_NE(record_error.find("sum: the tensor was recorded on another thread's tape"),
+            std::string::npos)
+      << record_error;
+  EXPECT_NE(backward_error.find("backward: the tensor was recorded on another thread's tape"),
+            std::string::npos)
+      << backward_error;
+  EXPECT_NO_THROW(sum(y).backward());  // on its own thread it is fine
+}
+
+TEST(Reliability, TenThousandTrainingStepsKeepMemoryFlat) {
+  nn::Dataset digits = nn::load_csv(std::string(TAPEGRAD_TEST_DATA) + "/digits.csv.gz");
+  digits.features = nn::Standardizer(digits.features)(digits.features);
+  Generator init(3);
+  auto model = nn::MLP({64, 256, 10}, nn::Activation::relu, init);
+  nn::AdamW optimizer(model->parameters(), {.lr = 1e-3});
+  nn::DataLoader loader(digits, 32, true, 3);
+  int steps = 0;
+  double after_warm_up = 0;
+  while (steps < 10'000) {
+    for (const nn::Dataset& batch : loader) {
+      optimizer.zero_grad();
+      Tensor loss = cross_entropy((*model)(batch.features), batch.labels);
+      loss.backward();
+      optimizer.step();
+      if (++steps == 1'000) after_warm_up = resident_mib();
+      if (steps == 10'000) break;
+    }
+  }
+  const double end = resident_mib();
+  std::cout << "[ memory ] resident " << after_warm_up << " MiB after 1,000 steps, " << end
+            << " MiB after 10,000\n";
+  EXPECT_LT(end - after_warm_up, 2.0);
+  EXPECT_EQ(default_tape().size(), 0u);
+}
+
+}  // namespace
+}  // namespace tg
