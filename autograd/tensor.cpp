@@ -110,7 +110,10 @@ std::vector<double> Tensor::to_vector() const {
 }
 
 Tensor Tensor::to(DType target) const {
-  return cast(*this, target);
+  if (is_floating(dtype()) && is_floating(target)) return cast(*this, target);
+  // Conversions to or from int64 carry values only: labels and indices have no gradient.
+  if (dtype() == target) return copy();
+  return from_vector(to_vector(), shape(), target);
 }
 
 Tensor Tensor::detach() const {

@@ -53,7 +53,8 @@ class Tensor {
   double at(std::initializer_list<std::int64_t> index) const;
   std::vector<double> to_vector() const;
 
-  // Differentiable dtype conversion.
+  // dtype conversion: differentiable between float32 and float64; to or from int64 it converts
+  // values only (int64 truncates toward zero).
   Tensor to(DType dtype) const;
   // Same value, no graph, no gradient; shares storage.
   Tensor detach() const;

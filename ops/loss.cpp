@@ -28,6 +28,10 @@ const char* reduction_name(Reduction r) {
 }
 
 void check_class_inputs(const Tensor& scores, const Tensor& labels, const char* op) {
+  if (!is_floating(scores.dtype())) {
+    fail("{}: expected floating scores (float32 or float64), got {}", op,
+         dtype_name(scores.dtype()));
+  }
   if (scores.rank() != 2) {
     fail("{}: expected scores of shape [N, C], got {}", op, scores.shape().str());
   }
