@@ -1,10 +1,11 @@
 # The two commands of the README: `make demo` and `make test`. Each installs missing Debian
 # packages first (scripts/deps.sh), then configures and builds.
+SHELL := /bin/bash
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure demo test sanitize bench clean
+.PHONY: deps configure demo test sanitize fuzz bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -32,6 +33,23 @@ sanitize: deps
 	cmake --build $(BUILD)-sanitize -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(BUILD)-sanitize --output-on-failure -j $(JOBS) -E '^install\.'
+
+# libFuzzer targets (clang 16 from Debian, with ASan and UBSan), each run for FUZZ_SECONDS on a
+# copy of its committed seed corpus; any crash fails. .ci/run runs it after the sanitizer tests.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash scripts/deps.sh clang-16 libclang-rt-16-dev
+	CC=clang-16 CXX=clang++-16 cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DTAPEGRAD_FUZZ=ON -DTAPEGRAD_OPENMP=OFF -DTAPEGRAD_NATIVE=OFF -DTAPEGRAD_BUILD_TESTS=OFF \
+	  -DTAPEGRAD_BUILD_EXAMPLES=OFF -DTAPEGRAD_BUILD_BENCHMARKS=OFF
+	cmake --build $(BUILD)-fuzz -j $(JOBS)
+	for target in csv ops safetensors; do \
+	  rm -rf $(BUILD)-fuzz/corpus-$$target && cp -r fuzz/corpus/$$target $(BUILD)-fuzz/corpus-$$target && \
+	  ./$(BUILD)-fuzz/fuzz/fuzz_$$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
+	    -print_final_stats=1 $(BUILD)-fuzz/corpus-$$target 2>&1 | \
+	    grep -E "^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY)|ERROR|Done" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 # Not part of the test command: timings belong to benchmarks. Add TORCH=1 to compare with
 # libtorch (installs libtorch-dev).

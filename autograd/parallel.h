@@ -24,7 +24,9 @@ void parallel_for(std::int64_t count, std::int64_t work, Body body) {
     for (std::int64_t i = 0; i < count; ++i) body(i);
     return;
   }
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static)
+#endif
   for (std::int64_t i = 0; i < count; ++i) body(i);
 }
 

@@ -131,9 +131,10 @@ class BusyScope {
 };
 
 [[noreturn]] void fail_other_thread(const char* what) {
-  fail("{}: the tensor was recorded on another thread's tape; a tensor that takes part in a graph "
-       "belongs to the thread that recorded it (detach() it to share its value)",
-       what);
+  fail(
+      "{}: the tensor was recorded on another thread's tape; a tensor that takes part in a graph "
+      "belongs to the thread that recorded it (detach() it to share its value)",
+      what);
 }
 
 [[noreturn]] void fail_graph_gone(const char* what) {

@@ -73,6 +73,10 @@ void store(Tensor& t, std::int64_t flat, double value) {
       t.data<double>()[flat] = value;
       break;
     case DType::i64:
+      // Converting a double outside int64's range (or NaN) is undefined behaviour: refuse it.
+      if (!(value >= -0x1p63 && value < 0x1p63)) {
+        fail("Tensor: {} cannot be stored in an int64 tensor", value);
+      }
       t.data<std::int64_t>()[flat] = std::int64_t(value);
       break;
   }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <numeric>
 
@@ -82,7 +83,9 @@ Dataset load_csv(const std::string& path, const CsvOptions& options) {
            columns);
     }
     const double label = row.back();
-    if (label < 0 || label != std::floor(label)) {
+    // Labels are class indices: far below 2^31, and converting a larger double is undefined.
+    if (label < 0 || label != std::floor(label) ||
+        label > double(std::numeric_limits<std::int32_t>::max())) {
       fail("load_csv: {}:{}:{}: label {} is not a non-negative integer", path, number, columns,
            label);
     }

@@ -131,12 +131,20 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors) {
 NamedTensors load_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) fail("load_safetensors: cannot open {}", path);
-  const auto file_bytes = std::uint64_t(in.tellg());
+  std::vector<std::byte> bytes(std::size_t(in.tellg()));
   in.seekg(0);
-  if (file_bytes < 8)
+  in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
+  if (!in) fail("load_safetensors: reading {} failed", path);
+  return parse_safetensors(bytes, path);
+}
+
+NamedTensors parse_safetensors(std::span<const std::byte> bytes, const std::string& path) {
+  const std::uint64_t file_bytes = bytes.size();
+  if (file_bytes < 8) {
     corrupt(path, fmt::format("the file has {} bytes, too few for a header length", file_bytes));
+  }
   std::uint64_t header_bytes = 0;
-  in.read(reinterpret_cast<char*>(&header_bytes), sizeof header_bytes);
+  std::memcpy(&header_bytes, bytes.data(), sizeof header_bytes);
   if (header_bytes > kMaxHeaderBytes) {
     corrupt(path, fmt::format("header length {} is absurd (more than {} bytes)", header_bytes,
                               kMaxHeaderBytes));
@@ -145,8 +153,7 @@ NamedTensors load_safetensors(const std::string& path) {
     corrupt(path, fmt::format("header length {} runs past the end of the {}-byte file (truncated?)",
                               header_bytes, file_bytes));
   }
-  std::string text(header_bytes, '\0');
-  in.read(text.data(), std::streamsize(header_bytes));
+  const std::string text(reinterpret_cast<const char*>(bytes.data()) + 8, header_bytes);
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(text);
@@ -180,16 +187,12 @@ NamedTensors load_safetensors(const std::string& path) {
   if (covered != data_bytes) {
     corrupt(path, fmt::format("the tensors cover {} of the {} data bytes", covered, data_bytes));
   }
-
   // Tensors come back in the order of their data, which is the order they were written in.
-  std::vector<const Record*> ordered = by_offset;
-  std::vector<char> data(data_bytes);
-  in.read(data.data(), std::streamsize(data_bytes));
-  if (std::uint64_t(in.gcount()) != data_bytes) corrupt(path, "the file ended early");
+  const std::byte* data = bytes.data() + 8 + header_bytes;
   NamedTensors tensors;
-  for (const Record* r : ordered) {
+  for (const Record* r : by_offset) {
     Tensor t = empty(r->shape, r->dtype);
-    if (r->end > r->begin) std::memcpy(t.raw_data(), data.data() + r->begin, r->end - r->begin);
+    if (r->end > r->begin) std::memcpy(t.raw_data(), data + r->begin, r->end - r->begin);
     tensors.emplace_back(r->name, t);
   }
   return tensors;

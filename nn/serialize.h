@@ -3,6 +3,8 @@
 // header mapping each name to its dtype, shape and data offsets, then the raw little-endian
 // data. Files open in Python's safetensors and PyTorch (safetensors.torch.load_file), and theirs
 // open here (F32, F64 and I64 tensors).
+#include <cstddef>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +23,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors);
 // out of range, overlapping or leaving gaps, an unsupported dtype or a shape that does not match
 // its bytes each raise a tg::Error naming the file and the problem.
 NamedTensors load_safetensors(const std::string& path);
+// The same from bytes in memory; `source` names them in errors.
+NamedTensors parse_safetensors(std::span<const std::byte> bytes, const std::string& source);
 
 // A module's named_parameters() to a file, and back.
 void save(const Module& module, const std::string& path);

@@ -69,6 +69,10 @@ TEST(Tensor, ConversionAndElementAccess) {
   EXPECT_THROW(x.data<double>(), Error);
   EXPECT_THROW(Tensor().shape(), Error);
   EXPECT_THROW(int64_tensor({1}).requires_grad(true), Error);
+  // Values int64 cannot hold are refused rather than converted with undefined behaviour.
+  EXPECT_EQ(tensor({2.9, -2.9}).to(i64).to_vector(), std::vector<double>({2, -2}));
+  EXPECT_THROW(tensor({NAN}).to(i64), Error);
+  EXPECT_THROW(full({1}, 1e30, i64), Error);
 }
 
 TEST(Tensor, PrintsLikePyTorch) {

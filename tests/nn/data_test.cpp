@@ -48,6 +48,8 @@ TEST(Csv, MalformedRowsNameTheFileLineAndColumn) {
   expect_error("1,2,0\n3,,1\n", ":2:2: '' is not a finite number");
   expect_error("1,2,0\n3,nan,1\n", ":2:2: 'nan' is not a finite number");
   expect_error("\n\n", "has no data rows");
+  // Found by fuzzing: converting a huge label to int64 was undefined behaviour.
+  expect_error("1,2,0\n3,4,1e30\n", ":2:3: label 1e+30 is not a non-negative integer");
   EXPECT_THROW(load_csv("/nonexistent/file.csv"), Error);
   const Dataset ok = load_csv(write_file("tapegrad_ok.csv", " 1 , 2 ,0\r\n3,4,1\n\n"));
   EXPECT_EQ(ok.features.to_vector(), std::vector<double>({1, 2, 3, 4}));
