@@ -20,7 +20,12 @@ void W1_softmax_libtorch(benchmark::State& state) {
     benchmark::DoNotOptimize(x.grad().data_ptr());
   }
 }
-BENCHMARK(W1_softmax_libtorch)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(W1_softmax_libtorch)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 void W2_mlp_step_libtorch(benchmark::State& state) {
   torch::set_num_threads(1);
@@ -51,9 +56,9 @@ void W3_chain_libtorch(benchmark::State& state) {
     y.sum().backward();
     benchmark::DoNotOptimize(x.grad().data_ptr());
   }
-  state.counters["us_per_op"] = benchmark::Counter(
-      double(kChainOps) * 1e-6,
-      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["us_per_op"] =
+      benchmark::Counter(double(kChainOps) * 1e-6, benchmark::Counter::kIsIterationInvariantRate |
+                                                       benchmark::Counter::kInvert);
 }
 BENCHMARK(W3_chain_libtorch)->Unit(benchmark::kMicrosecond);
 
