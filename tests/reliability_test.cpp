@@ -84,6 +84,16 @@ TEST(Reliability, UsingAnotherThreadsGraphIsDetected) {
   EXPECT_NO_THROW(sum(y).backward());  // on its own thread it is fine
 }
 
+// AddressSanitizer keeps freed memory in quarantine (256 MiB by default), so resident memory grows
+// by design under it: there the loop is shorter and only LeakSanitizer judges it.
+#ifdef __SANITIZE_ADDRESS__
+constexpr int kSteps = 2'000;
+constexpr bool kMeasureResidentMemory = false;
+#else
+constexpr int kSteps = 10'000;
+constexpr bool kMeasureResidentMemory = true;
+#endif
+
 TEST(Reliability, TenThousandTrainingStepsKeepMemoryFlat) {
   nn::Dataset digits = nn::load_csv(std::string(TAPEGRAD_TEST_DATA) + "/digits.csv.gz");
   digits.features = nn::Standardizer(digits.features)(digits.features);
@@ -93,20 +103,22 @@ TEST(Reliability, TenThousandTrainingStepsKeepMemoryFlat) {
   nn::DataLoader loader(digits, 32, true, 3);
   int steps = 0;
   double after_warm_up = 0;
-  while (steps < 10'000) {
+  while (steps < kSteps) {
     for (const nn::Dataset& batch : loader) {
       optimizer.zero_grad();
       Tensor loss = cross_entropy((*model)(batch.features), batch.labels);
       loss.backward();
       optimizer.step();
       if (++steps == 1'000) after_warm_up = resident_mib();
-      if (steps == 10'000) break;
+      if (steps == kSteps) break;
     }
   }
   const double end = resident_mib();
   std::cout << "[ memory ] resident " << after_warm_up << " MiB after 1,000 steps, " << end
-            << " MiB after 10,000\n";
-  EXPECT_LT(end - after_warm_up, 2.0);
+            << " MiB after " << kSteps << "\n";
+  if (kMeasureResidentMemory) {
+    EXPECT_LT(end - after_warm_up, 2.0);
+  }
   EXPECT_EQ(default_tape().size(), 0u);
 }
 
