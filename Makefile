@@ -44,11 +44,12 @@ fuzz:
 	  -DTAPEGRAD_BUILD_EXAMPLES=OFF -DTAPEGRAD_BUILD_BENCHMARKS=OFF
 	cmake --build $(BUILD)-fuzz -j $(JOBS)
 	for target in csv ops safetensors; do \
-	  rm -rf $(BUILD)-fuzz/corpus-$$target && cp -r fuzz/corpus/$$target $(BUILD)-fuzz/corpus-$$target && \
+	  corpus=$(BUILD)-fuzz/corpus-$$target; log=$(BUILD)-fuzz/fuzz-$$target.log; \
+	  rm -rf $$corpus && cp -r fuzz/corpus/$$target $$corpus || exit 1; \
 	  ./$(BUILD)-fuzz/fuzz/fuzz_$$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
-	    -print_final_stats=1 $(BUILD)-fuzz/corpus-$$target 2>&1 | \
-	    grep -E "^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY)|ERROR|Done" ; \
-	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	    -artifact_prefix=$(BUILD)-fuzz/ -print_final_stats=1 $$corpus > $$log 2>&1; status=$$?; \
+	  echo "fuzz_$$target: exit $$status, $$(grep -E '^stat::number_of_executed_units' $$log)"; \
+	  if [ $$status -ne 0 ]; then tail -n 40 $$log; exit 1; fi; \
 	done
 
 # Not part of the test command: timings belong to benchmarks. Add TORCH=1 to compare with
