@@ -11,16 +11,6 @@
 namespace tg {
 namespace {
 
-std::vector<std::int64_t> unravel(std::int64_t flat, const Shape& shape) {
-  std::vector<std::int64_t> index(std::size_t(shape.rank()));
-  for (int d = shape.rank() - 1; d >= 0; --d) {
-    const std::int64_t dim = std::max<std::int64_t>(shape[d], 1);
-    index[std::size_t(d)] = flat % dim;
-    flat /= dim;
-  }
-  return index;
-}
-
 std::string describe(const GradcheckEntry& e) {
   if (e.output_index.empty() && e.input_index.empty()) {
     return fmt::format(
@@ -249,8 +239,8 @@ GradcheckResult check_function(const Function& f, const std::vector<Tensor>& inp
         const auto k = std::int64_t(at) / columns;
         const auto c = std::int64_t(at) % columns;
         compare(result,
-                {i, unravel(c, numeric.inputs[i].shape()), unravel(k, y.shape()), a[j][at],
-                 n[j][at], std::abs(a[j][at] - n[j][at])},
+                {i, unravel_index(c, numeric.inputs[i].shape()), unravel_index(k, y.shape()),
+                 a[j][at], n[j][at], std::abs(a[j][at] - n[j][at])},
                 tolerance, worst_excess);
       }
     }

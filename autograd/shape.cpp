@@ -78,6 +78,16 @@ bool broadcastable_to(const Shape& from, const Shape& to) {
   return true;
 }
 
+std::vector<std::int64_t> unravel_index(std::int64_t flat, const Shape& shape) {
+  std::vector<std::int64_t> index(std::size_t(shape.rank()));
+  for (int d = shape.rank() - 1; d >= 0; --d) {
+    const std::int64_t dim = std::max<std::int64_t>(shape[d], 1);
+    index[std::size_t(d)] = flat % dim;
+    flat /= dim;
+  }
+  return index;
+}
+
 int normalize_axis(std::int64_t axis, int rank, const char* op) {
   if (axis < -rank || axis >= rank || rank == 0) {
     fail("{}: axis {} is out of range for a tensor of rank {}", op, axis, rank);

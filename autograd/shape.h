@@ -5,6 +5,7 @@
 #include <iosfwd>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace tg {
 
@@ -49,6 +50,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
 // True when a tensor of shape `from` broadcasts to `to` (so a gradient of shape `to` sums back).
 bool broadcastable_to(const Shape& from, const Shape& to);
+
+// The row-major multi-index of a flat element index.
+std::vector<std::int64_t> unravel_index(std::int64_t flat, const Shape& shape);
 
 // Maps a possibly negative axis into [0, rank) or throws naming `op`.
 int normalize_axis(std::int64_t axis, int rank, const char* op);

@@ -310,13 +310,8 @@ std::int64_t first_non_finite(const Tensor& t) {
 
 // "nan at [0, 2]": the value and where it is.
 std::string describe_element(const Tensor& t, std::int64_t flat) {
-  const double value = t.to_vector()[std::size_t(flat)];
-  std::vector<std::int64_t> index(std::size_t(t.rank()));
-  for (int d = t.rank() - 1; d >= 0; --d) {
-    index[std::size_t(d)] = flat % t.shape()[d];
-    flat /= t.shape()[d];
-  }
-  return fmt::format("{} at [{}]", value, fmt::join(index, ", "));
+  return fmt::format("{} at [{}]", t.to_vector()[std::size_t(flat)],
+                     fmt::join(unravel_index(flat, t.shape()), ", "));
 }
 
 std::string input_ranges(std::span<const Tensor* const> inputs) {
