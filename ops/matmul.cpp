@@ -49,7 +49,8 @@ Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulAttrs& attrs) {
   if (a.rank() == 3 && b.rank() == 3 && da.batch != db.batch) {
     fail("matmul: batch sizes differ: {} and {}", a.shape().str(), b.shape().str());
   }
-  const std::int64_t batch = std::max(da.batch, db.batch);
+  // A 2-D operand takes the other's batch, which may be empty.
+  const std::int64_t batch = a.rank() == 3 ? da.batch : db.batch;
   return batched ? Shape{batch, da.rows, db.cols} : Shape{da.rows, db.cols};
 }
 

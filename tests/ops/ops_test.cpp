@@ -97,6 +97,15 @@ TEST(Matmul, TwoDimensionalAndBatched) {
   EXPECT_EQ(values(grad(sum(matmul(batch, w)), {w})[0]), std::vector<double>({16, 16, 20, 20}));
 }
 
+// Found by fuzz_ops: an empty batch times a matrix once produced a batch of one, read out of bounds.
+TEST(Matmul, EmptyBatchGivesEmptyProductAndZeroGradient) {
+  const Tensor none = zeros({0, 3, 3}, f64);
+  Tensor w = ones({3, 2}, f64).requires_grad(true);
+  EXPECT_EQ(matmul(none, w).shape(), (Shape{0, 3, 2}));
+  EXPECT_EQ(matmul(transpose(w, 0, 1), zeros({0, 3, 4}, f64)).shape(), (Shape{0, 2, 4}));
+  EXPECT_EQ(values(grad(sum(matmul(none, w)), {w})[0]), std::vector<double>(6, 0.0));
+}
+
 TEST(Losses, CrossEntropyValueAndGradientIsSoftmaxMinusOnehotOverN) {
   Tensor logits = tensor({{1, 2, 3}, {1, 1, 1}}, f64).requires_grad(true);
   const Tensor labels = int64_tensor({2, 0});
