@@ -97,7 +97,7 @@ TEST(Matmul, TwoDimensionalAndBatched) {
   EXPECT_EQ(values(grad(sum(matmul(batch, w)), {w})[0]), std::vector<double>({16, 16, 20, 20}));
 }
 
-// Found by fuzz_ops: an empty batch times a matrix once produced a batch of one, read out of bounds.
+// Found by fuzz_ops: an empty batch times a matrix gave a batch of one and read out of bounds.
 TEST(Matmul, EmptyBatchGivesEmptyProductAndZeroGradient) {
   const Tensor none = zeros({0, 3, 3}, f64);
   Tensor w = ones({3, 2}, f64).requires_grad(true);
