@@ -46,6 +46,20 @@ struct Entry {
 // handle from one step to the next.
 constexpr std::size_t kMinEntriesBeforeCompaction = 256;
 
+// Gives a vector's memory back when it holds over four times what the graphs it now serves need,
+// so that one huge graph (a million-op chain) does not pin its capacity for the thread's lifetime,
+// while a loop over graphs of one size keeps reusing its storage.
+constexpr std::size_t kCapacityKeptAnyway = 4096;
+template <class T>
+void trim_capacity(std::vector<T>& v, std::size_t expected) {
+  const std::size_t keep = std::max({v.size(), expected, kCapacityKeptAnyway});
+  if (v.capacity() <= 4 * keep) return;
+  std::vector<T> smaller;
+  smaller.reserve(keep);
+  std::move(v.begin(), v.end(), std::back_inserter(smaller));
+  v.swap(smaller);
+}
+
 struct TapeCore {
   Tape* owner = nullptr;
   // A tape and the tensors it records belong to one thread; set once, read from any.
@@ -214,8 +228,11 @@ void TapeCore::clear() {
   // The next graph is likely the size of this one: compacting before it has grown past twice
   // that would only copy entries that are all still needed.
   compact_at = std::max(kMinEntriesBeforeCompaction, 2 * entries.size());
+  const std::size_t used_entries = entries.size(), used_refs = refs.size();
   entries.clear();
   refs.clear();
+  trim_capacity(entries, used_entries);
+  trim_capacity(refs, used_refs);
   --busy;
 }
 
@@ -271,6 +288,14 @@ void TapeCore::compact() {
   entries.resize(kept_entries);
   refs.resize(kept_refs);
   compact_at = std::max(kMinEntriesBeforeCompaction, 2 * entries.size());
+  trim_capacity(entries, compact_at);
+  trim_capacity(refs, 2 * refs.size());
+  needed.clear();
+  new_ref.clear();
+  new_entry.clear();
+  trim_capacity(needed, compact_at);
+  trim_capacity(new_ref, 2 * refs.size());
+  trim_capacity(new_entry, compact_at);
   --busy;
 }
 
@@ -450,6 +475,10 @@ Tape& Tape::current() {
 std::size_t Tape::size() const {
   return core_->entries.size();
 }
+std::size_t Tape::reserved_bytes() const {
+  return core_->entries.capacity() * sizeof(detail::Entry) +
+         core_->refs.capacity() * sizeof(detail::Ref);
+}
 void Tape::clear() {
   core_->clear();
 }
@@ -579,10 +608,11 @@ class ScratchLease {
     scratch_ = stack_[depth_++].get();
   }
   ~ScratchLease() {
-    scratch_->leaves.clear();
-    scratch_->grads.clear();
-    scratch_->tensors.clear();
-    scratch_->grad_inputs.clear();
+    release(scratch_->leaves);
+    release(scratch_->grads);
+    release(scratch_->tensors);
+    release(scratch_->needs);
+    release(scratch_->grad_inputs);
     --depth_;
   }
   ScratchLease(const ScratchLease&) = delete;
@@ -590,6 +620,13 @@ class ScratchLease {
   BackwardScratch& operator*() const { return *scratch_; }
 
  private:
+  template <class T>
+  static void release(std::vector<T>& v) {
+    const std::size_t used = v.size();
+    v.clear();
+    detail::trim_capacity(v, used);
+  }
+
   static thread_local std::vector<std::unique_ptr<BackwardScratch>> stack_;
   static thread_local std::size_t depth_;
   BackwardScratch* scratch_;

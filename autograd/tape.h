@@ -311,6 +311,9 @@ class Tape {
   static Tape& current();
 
   std::size_t size() const;
+  // Memory held for entries, in use or kept for the next graph. After a graph far larger than
+  // usual, the next one of ordinary size gives the surplus back.
+  std::size_t reserved_bytes() const;
   // Entries are indexed from 0 in recording order; the default tape renumbers the entries it
   // keeps when it reclaims the others.
   TapeEntryView entry(std::int64_t index) const;

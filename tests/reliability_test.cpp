@@ -26,6 +26,24 @@ TEST(Reliability, MillionOpChainBackpropagatesWithoutRecursion) {
   EXPECT_NEAR(x.grad().item(), std::pow(1.000001, 500'000), 1e-9);
 }
 
+TEST(Reliability, DefaultTapeGivesBackTheMemoryOfAOneOffHugeGraph) {
+  Tensor x = tensor({0.5}, f64).requires_grad(true);
+  {
+    Tensor y = x;
+    for (int i = 0; i < 200'000; ++i) y = y * 1.000001;
+    EXPECT_GT(default_tape().reserved_bytes(), std::size_t(200'000) * 64);
+    sum(y).backward();
+  }
+  // Ordinary steps afterwards: the first reclaims the huge graph's entries, the next one, of
+  // ordinary size, returns the capacity the huge one left behind.
+  for (int step = 0; step < 2; ++step) sum(x * 2.0).backward();
+  EXPECT_LT(default_tape().reserved_bytes(), std::size_t(1) << 20);
+  // A steady loop keeps its storage: no reallocation from one step to the next.
+  const std::size_t steady = default_tape().reserved_bytes();
+  for (int step = 0; step < 10; ++step) sum(tanh(x * 2.0)).backward();
+  EXPECT_EQ(default_tape().reserved_bytes(), steady);
+}
+
 std::vector<std::vector<double>> train_iris(std::uint64_t seed) {
   nn::Dataset iris = nn::load_csv(std::string(TAPEGRAD_TEST_DATA) + "/iris.csv", {.skip_lines = 1});
   iris.features = nn::Standardizer(iris.features)(iris.features);
