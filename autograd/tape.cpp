@@ -111,7 +111,6 @@ struct ThreadState {
   RuleInterceptor* interceptor = nullptr;
   BackwardObserver* observer = nullptr;
   std::vector<TapeCore*> recording;  // innermost last
-  std::uint64_t backward_pass = 0;
 };
 
 thread_local ThreadState thread_state;
@@ -591,6 +590,28 @@ struct LeafGrad {
   Tensor grad;
 };
 
+std::atomic<std::uint64_t> last_backward_pass = 0;
+
+// Sharing a tensor that requires grad between threads is not supported; what is cheap to catch
+// is two threads' backward passes accumulating into it at once, which would race on its grad.
+void hold_for_backward(detail::TensorImpl& impl) {
+  const std::thread::id me = std::this_thread::get_id();
+  std::thread::id expected;
+  if (!impl.backward_owner.compare_exchange_strong(expected, me, std::memory_order_acquire) &&
+      expected != me) {
+    fail(
+        "backward: a tensor of shape {} that requires grad is being differentiated by another "
+        "thread at the same time; tensors that require grad are not shared between threads (give "
+        "each thread its own copy, or run the backward passes one after the other)",
+        impl.shape.str());
+  }
+  ++impl.backward_holds;
+}
+
+void release_backward_hold(detail::TensorImpl& impl) {
+  if (--impl.backward_holds == 0) impl.backward_owner.store({}, std::memory_order_release);
+}
+
 // Working vectors of one backward pass, kept per thread and nesting depth so that a steady loop
 // reuses their capacity instead of allocating every pass.
 struct BackwardScratch {
@@ -608,6 +629,7 @@ class ScratchLease {
     scratch_ = stack_[depth_++].get();
   }
   ~ScratchLease() {
+    for (LeafGrad& leaf : scratch_->leaves) release_backward_hold(*leaf.leaf);
     release(scratch_->leaves);
     release(scratch_->grads);
     release(scratch_->tensors);
@@ -660,15 +682,22 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
   }
   options.retain_graph = options.retain_graph || options.create_graph;
 
-  const std::uint64_t pass = ++detail::thread_state.backward_pass;
+  const std::uint64_t pass = last_backward_pass.fetch_add(1, std::memory_order_relaxed) + 1;
   const ScratchLease lease;
   BackwardScratch& scratch = *lease;
   std::vector<LeafGrad>& leaves = scratch.leaves;
   auto leaf_slot = [&](const std::shared_ptr<detail::TensorImpl>& impl) -> Tensor& {
-    if (impl->slot_stamp != pass) {
-      impl->slot_stamp = pass;
-      impl->slot = leaves.size();
-      leaves.push_back({impl, Tensor()});
+    if (impl->slot_stamp.load(std::memory_order_relaxed) != pass) {
+      // Once listed, the lease releases the hold whatever happens next.
+      hold_for_backward(*impl);
+      try {
+        leaves.push_back({impl, Tensor()});
+      } catch (...) {
+        release_backward_hold(*impl);
+        throw;
+      }
+      impl->slot_stamp.store(pass, std::memory_order_relaxed);
+      impl->slot = leaves.size() - 1;
     }
     return leaves[impl->slot].grad;
   };

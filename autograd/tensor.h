@@ -2,11 +2,13 @@
 // tg::Tensor is a handle. Copying it shares the value and the gradient (like torch::Tensor);
 // gradients accumulate into grad() until zero_grad(); a tensor produced by a recorded op is linked
 // to its tape entry, and when that tape is gone so is its graph.
+#include <atomic>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "autograd/dtype.h"
@@ -151,9 +153,14 @@ struct TensorImpl {
   int handles = 0;
   Link link;
   Tensor grad;
-  // Per-backward accumulator slot for leaves, valid while slot_stamp matches the pass.
-  std::uint64_t slot_stamp = 0;
+  // Per-backward accumulator slot for leaves, valid while slot_stamp matches the pass (pass
+  // numbers are unique across threads).
+  std::atomic<std::uint64_t> slot_stamp = 0;
   std::size_t slot = 0;
+  // The thread whose backward passes (nested ones included) now accumulate into this tensor:
+  // a second thread's backward reaching it at the same time is an error instead of a data race.
+  std::atomic<std::thread::id> backward_owner;
+  int backward_holds = 0;
 };
 
 // A new impl, from the small-object cache; every tensor is made through it.

@@ -1,6 +1,8 @@
 // Deep graphs, threads and memory that stays flat.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -100,6 +102,52 @@ TEST(Reliability, UsingAnotherThreadsGraphIsDetected) {
             std::string::npos)
       << backward_error;
   EXPECT_NO_THROW(sum(y).backward());  // on its own thread it is fine
+}
+
+// A rule that signals that its backward pass holds the shared leaf, then waits until the other
+// thread has tried to backpropagate into the same leaf: the overlap the check exists for, made
+// certain instead of left to timing.
+std::atomic<bool> leaf_held{false};
+std::atomic<bool> other_thread_tried{false};
+
+void wait_for(const std::atomic<bool>& flag) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!flag && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+}
+
+const CustomOp wait_for_other_thread{"wait_for_other_thread", "dx = g",
+                                     [](ForwardContext& ctx) { return ctx.input(0).copy(); },
+                                     [](BackwardContext& ctx) {
+                                       leaf_held = true;
+                                       wait_for(other_thread_tried);
+                                       ctx.set_grad(0, ctx.grad_output());
+                                     }};
+
+TEST(Reliability, TwoThreadsBackpropagatingIntoOneLeafAtOnceIsDetected) {
+  Tensor shared = tensor({1.0, 2.0}, f64).requires_grad(true);
+  std::string other_error;
+  std::thread other([&] {
+    wait_for(leaf_held);
+    try {
+      sum(shared * 2.0).backward();
+    } catch (const Error& e) {
+      other_error = e.what();
+    }
+    other_thread_tried = true;
+  });
+  // Reverse order: the add's rule hands the leaf its gradient first, then the waiting rule runs.
+  sum(wait_for_other_thread(shared * 3.0) + shared).backward();
+  other.join();
+  EXPECT_NE(other_error.find("backward: a tensor of shape [2] that requires grad is being "
+                             "differentiated by another thread at the same time"),
+            std::string::npos)
+      << other_error;
+  // This thread's pass completed (1 + 3 per element), the other thread's left nothing behind, and
+  // once nobody holds the leaf, another thread may backpropagate into it.
+  EXPECT_EQ(shared.grad().to_vector(), std::vector<double>({4.0, 4.0}));
+  std::thread after([&] { sum(shared * 2.0).backward(); });
+  after.join();
+  EXPECT_EQ(shared.grad().to_vector(), std::vector<double>({6.0, 6.0}));
 }
 
 // AddressSanitizer keeps freed memory in quarantine (256 MiB by default), so resident memory grows
