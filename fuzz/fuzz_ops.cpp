@@ -1,6 +1,7 @@
 // A tiny interpreter: bytes choose small leaf tensors, then ops on the top of a stack, then a
 // backward pass. Invalid combinations must raise tg::Error; nothing may crash, read out of
 // bounds or hit undefined behaviour.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -91,7 +92,13 @@ tg::Tensor apply(Bytes& in, const tg::Tensor& a, const tg::Tensor& b) {
   }
 }
 
-constexpr std::int64_t kMaxKeptElements = 4096;
+constexpr std::int64_t kMaxFootprint = 4096;
+
+std::int64_t footprint(const tg::Tensor& t) {
+  std::int64_t product = 1;
+  for (int d = 0; d < t.rank(); ++d) product *= std::max<std::int64_t>(t.shape()[d], 1);
+  return product;
+}
 
 }  // namespace
 
@@ -104,8 +111,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
       tg::Tensor result = apply(in, a, b);
       // Concatenation and broadcasting can grow sizes geometrically over 64 steps; what matters
-      // here is which ops meet, not their size, so large results are not kept.
-      if (result.numel() <= kMaxKeptElements) stack.push_back(std::move(result));
+      // here is which ops meet, not their size, so large results are not kept. An empty tensor
+      // counts its other dimensions: [49152, 0] times [0, 12288] is a 600-million-element zero.
+      if (footprint(result) <= kMaxFootprint) stack.push_back(std::move(result));
     } catch (const tg::Error&) {
     }
   }
