@@ -5,4 +5,5 @@
 #include "nn/init.h"
 #include "nn/module.h"
 #include "nn/optim.h"
+#include "nn/recurrent.h"
 #include "nn/serialize.h"

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "autograd/gtest.h"
+#include "module_gradcheck.h"
 #include "tapegrad.h"
 
 namespace tg::nn {
@@ -100,18 +101,6 @@ TEST(Modules, ActivationsMatchTheirDefinitions) {
   EXPECT_EQ(ReLU()(x).to_vector(), std::vector<double>({0, 0, 2}));
   EXPECT_NEAR(Sigmoid()(x).at({1}), 0.5, 1e-15);
   EXPECT_NEAR(Tanh()(x).at({2}), std::tanh(2.0), 1e-15);
-}
-
-// gradcheck of a module with respect to its input (when floating) and every parameter.
-::testing::AssertionResult module_gradcheck(Module& module, const Tensor& input) {
-  std::vector<Tensor> inputs = {input};
-  for (const Tensor& p : module.parameters()) inputs.push_back(p.detach().copy());
-  const GradcheckResult r = gradcheck(
-      [&](const std::vector<Tensor>& in) {
-        return functional_call(module, std::vector<Tensor>(in.begin() + 1, in.end()), in[0]);
-      },
-      inputs);
-  return testing::as_assertion(r);
 }
 
 TEST(Modules, PassGradcheckInFloat64WithRespectToInputsAndParameters) {
