@@ -23,13 +23,13 @@ Waves make_waves(std::int64_t n, tg::Generator& gen) {
 
 int main() {
   tg::Generator gen(0);
-  const Waves train = make_waves(256, gen), test = make_waves(64, gen);
+  const Waves train = make_waves(64, gen), test = make_waves(64, gen);
   tg::nn::LSTM lstm(1, 16);
   tg::nn::Linear head(16, 1);
   std::vector<tg::Tensor> parameters = lstm.parameters();
   for (const tg::Tensor& p : head.parameters()) parameters.push_back(p);
   tg::nn::Adam optimizer(parameters, {.lr = 0.01});
-  for (int step = 0; step < 300; ++step) {
+  for (int step = 0; step < 200; ++step) {
     optimizer.zero_grad();
     tg::mse_loss(head(lstm(train.inputs)), train.targets).backward();
     optimizer.step();
