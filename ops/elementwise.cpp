@@ -5,8 +5,12 @@
 //   mul  y = a ⊙ b      da = g ⊙ b      db = g ⊙ a
 //   div  y = a / b      da = g / b      db = −g ⊙ y / b
 //   add_scalar  y = a + c    da = g;    mul_scalar  y = c·a    da = c·g;    neg  y = −a   da = −g
+//   maximum  y = max(a, b)   da = g ⊙ ([a > b] + ½[a = b])   db = g ⊙ ([b > a] + ½[a = b])
+//   minimum  y = min(a, b)   da = g ⊙ ([a < b] + ½[a = b])   db = g ⊙ ([b < a] + ½[a = b])
 //
 // Rules return gradients in the broadcast output shape; the engine sums them back to each input.
+#include <cmath>
+
 #include "autograd/tape.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
@@ -90,7 +94,56 @@ void neg_backward(BackwardContext& ctx, const NoAttrs&) {
 }
 const Op<> kNeg{"neg", "da = −g", neg_forward, neg_backward};
 
+// The share of the gradient that goes to a (which = 0) or b (which = 1) of maximum (larger =
+// true) or minimum: 1 where it is selected, ½ at a tie, 0 elsewhere. Piecewise constant, so a
+// constant factor of the rule, which keeps the rule differentiable in g.
+Tensor selected_share(const Tensor& a, const Tensor& b, bool larger, int which, const char* op) {
+  return detail::map_binary(a, b, op, [&](const auto& x, const auto& y) {
+    using T = typename std::decay_t<decltype(x)>::Scalar;
+    return x.binaryExpr(y, [larger, which](T u, T v) {
+      const T mine = which == 0 ? u : v, other = which == 0 ? v : u;
+      if (mine == other) return T(0.5);
+      return (larger ? mine > other : mine < other) ? T(1) : T(0);
+    });
+  });
+}
+
+struct Extremum {
+  bool larger;
+};
+Tensor extremum_forward(ForwardContext& ctx, const Extremum& e) {
+  return detail::map_binary(ctx.input(0), ctx.input(1), e.larger ? "maximum" : "minimum",
+                            [&](const auto& x, const auto& y) {
+                              using T = typename std::decay_t<decltype(x)>::Scalar;
+                              // NaN wins either way, as in PyTorch: a comparison alone would drop
+                              // it.
+                              return x.binaryExpr(y, [larger = e.larger](T u, T v) {
+                                if (std::isnan(u) || std::isnan(v)) return u + v;
+                                return (larger ? u >= v : u <= v) ? u : v;
+                              });
+                            });
+}
+void extremum_backward(BackwardContext& ctx, const Extremum& e) {
+  const char* op = e.larger ? "maximum" : "minimum";
+  for (int i = 0; i < 2; ++i) {
+    if (!ctx.needs_grad(i)) continue;
+    ctx.set_grad(i,
+                 ctx.grad_output() * selected_share(ctx.input(0), ctx.input(1), e.larger, i, op));
+  }
+}
+const Op<Extremum> kMaximum{"maximum", "da = g ⊙ ([a > b] + ½[a = b]), db likewise",
+                            extremum_forward, extremum_backward};
+const Op<Extremum> kMinimum{"minimum", "da = g ⊙ ([a < b] + ½[a = b]), db likewise",
+                            extremum_forward, extremum_backward};
+
 }  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b, SourceLocation location) {
+  return kMaximum({true}, location, a, b);
+}
+Tensor minimum(const Tensor& a, const Tensor& b, SourceLocation location) {
+  return kMinimum({false}, location, a, b);
+}
 
 Tensor add(const Tensor& a, const Tensor& b, SourceLocation location) {
   return kAdd({}, location, a, b);
@@ -158,6 +211,14 @@ void register_elementwise_ops(OpRegistry& registry) {
   registry.add({"div", [](const auto& in) { return div(in[0], in[1]); }, binary_samples(true),
                 same_shape_jacobians([](double, double b) { return 1.0 / b; },
                                      [](double a, double b) { return -a / (b * b); })});
+  registry.add({"maximum", [](const auto& in) { return maximum(in[0], in[1]); },
+                binary_samples(false),
+                same_shape_jacobians([](double a, double b) { return a > b ? 1.0 : 0.0; },
+                                     [](double a, double b) { return b > a ? 1.0 : 0.0; })});
+  registry.add({"minimum", [](const auto& in) { return minimum(in[0], in[1]); },
+                binary_samples(false),
+                same_shape_jacobians([](double a, double b) { return a < b ? 1.0 : 0.0; },
+                                     [](double a, double b) { return b < a ? 1.0 : 0.0; })});
 
   const auto unary_samples = [](DType dtype) {
     Generator gen(11);

@@ -29,6 +29,20 @@ Tensor relu(const Tensor& x, SourceLocation location = SourceLocation::current()
 Tensor erf(const Tensor& x, SourceLocation location = SourceLocation::current());
 Tensor clamp(const Tensor& x, double low, double high,
              SourceLocation location = SourceLocation::current());
+Tensor sin(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor cos(const Tensor& x, SourceLocation location = SourceLocation::current());
+// ln(1 + x), accurate for small x.
+Tensor log1p(const Tensor& x, SourceLocation location = SourceLocation::current());
+// ln(1 + eˣ), computed as max(x, 0) + log1p(e^(−|x|)) so that it never overflows.
+Tensor softplus(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01,
+                  SourceLocation location = SourceLocation::current());
+// Elementwise larger or smaller of a and b, broadcasting; at a tie each gets half the gradient,
+// as in PyTorch.
+Tensor maximum(const Tensor& a, const Tensor& b,
+               SourceLocation location = SourceLocation::current());
+Tensor minimum(const Tensor& a, const Tensor& b,
+               SourceLocation location = SourceLocation::current());
 // Differentiable dtype conversion (the gradient converts back).
 Tensor cast(const Tensor& x, DType dtype, SourceLocation location = SourceLocation::current());
 

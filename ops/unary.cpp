@@ -9,6 +9,11 @@
 //   relu     y = max(x, 0)       dx = g ⊙ [x > 0]
 //   erf      y = erf x           dx = g ⊙ (2/√π) e^(−x²)
 //   clamp    y = min(max(x, lo), hi)   dx = g ⊙ [lo ≤ x ≤ hi]
+//   sin      y = sin x           dx = g ⊙ cos x
+//   cos      y = cos x           dx = −g ⊙ sin x
+//   log1p    y = ln(1 + x)       dx = g / (1 + x)
+//   softplus y = ln(1 + eˣ)      dx = g ⊙ sigmoid(x)
+//   leaky_relu  y = x or s·x     dx = g ⊙ (1 if x > 0 else s)
 //   pow      y = xᵖ              dx = g ⊙ p·xᵖ⁻¹
 //   cast     y = x in dtype d    dx = g in x's dtype
 #include <cmath>
@@ -136,6 +141,62 @@ void clamp_backward(BackwardContext& ctx, const ClampAttrs& a) {
 }
 const Op<ClampAttrs> kClamp{"clamp", "dx = g ⊙ [lo ≤ x ≤ hi]", clamp_forward, clamp_backward};
 
+Tensor sin_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "sin", [](const auto& x) { return x.sin(); });
+}
+void sin_backward(BackwardContext& ctx, const NoAttrs&) {
+  ctx.set_grad(0, ctx.grad_output() * cos(ctx.input(0)));
+}
+const Op<> kSin{"sin", "dx = g ⊙ cos x", sin_forward, sin_backward};
+
+Tensor cos_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "cos", [](const auto& x) { return x.cos(); });
+}
+void cos_backward(BackwardContext& ctx, const NoAttrs&) {
+  ctx.set_grad(0, -(ctx.grad_output() * sin(ctx.input(0))));
+}
+const Op<> kCos{"cos", "dx = −g ⊙ sin x", cos_forward, cos_backward};
+
+Tensor log1p_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "log1p", [](const auto& x) { return x.log1p(); });
+}
+void log1p_backward(BackwardContext& ctx, const NoAttrs&) {
+  ctx.set_grad(0, ctx.grad_output() / (ctx.input(0) + 1.0));
+}
+const Op<> kLog1p{"log1p", "dx = g / (1 + x)", log1p_forward, log1p_backward};
+
+Tensor softplus_forward(ForwardContext& ctx, const NoAttrs&) {
+  return detail::map_unary(ctx.input(0), "softplus", [](const auto& x) {
+    using T = Scalar<decltype(x)>;
+    return x.max(T(0)) + (-x.abs()).exp().log1p();
+  });
+}
+void softplus_backward(BackwardContext& ctx, const NoAttrs&) {
+  ctx.set_grad(0, ctx.grad_output() * sigmoid(ctx.input(0)));
+}
+const Op<> kSoftplus{"softplus", "dx = g ⊙ sigmoid(x)", softplus_forward, softplus_backward};
+
+struct SlopeAttrs {
+  double negative_slope;
+};
+Tensor leaky_relu_forward(ForwardContext& ctx, const SlopeAttrs& a) {
+  return detail::map_unary(ctx.input(0), "leaky_relu", [&](const auto& x) {
+    using T = Scalar<decltype(x)>;
+    return (x > T(0)).select(x, x * T(a.negative_slope));
+  });
+}
+void leaky_relu_backward(BackwardContext& ctx, const SlopeAttrs& a) {
+  // The slope mask is piecewise constant in x: as a constant factor, the rule stays
+  // differentiable in g.
+  const Tensor slope = detail::map_unary(ctx.input(0), "leaky_relu", [&](const auto& x) {
+    using T = Scalar<decltype(x)>;
+    return x.unaryExpr([slope = T(a.negative_slope)](T v) { return v > T(0) ? T(1) : slope; });
+  });
+  ctx.set_grad(0, ctx.grad_output() * slope);
+}
+const Op<SlopeAttrs> kLeakyRelu{"leaky_relu", "dx = g ⊙ (1 if x > 0 else s)", leaky_relu_forward,
+                                leaky_relu_backward};
+
 struct PowAttrs {
   double exponent;
 };
@@ -191,6 +252,22 @@ Tensor relu(const Tensor& x, SourceLocation location) {
 }
 Tensor erf(const Tensor& x, SourceLocation location) {
   return kErf({}, location, x);
+}
+
+Tensor sin(const Tensor& x, SourceLocation location) {
+  return kSin({}, location, x);
+}
+Tensor cos(const Tensor& x, SourceLocation location) {
+  return kCos({}, location, x);
+}
+Tensor log1p(const Tensor& x, SourceLocation location) {
+  return kLog1p({}, location, x);
+}
+Tensor softplus(const Tensor& x, SourceLocation location) {
+  return kSoftplus({}, location, x);
+}
+Tensor leaky_relu(const Tensor& x, double negative_slope, SourceLocation location) {
+  return kLeakyRelu({negative_slope}, location, x);
 }
 
 Tensor clamp(const Tensor& x, double low, double high, SourceLocation location) {
@@ -264,6 +341,16 @@ void register_unary_ops(OpRegistry& registry) {
                 reference([](double x) { return 2.0 / std::sqrt(M_PI) * std::exp(-x * x); })});
   registry.add({"relu", [](const auto& in) { return relu(in[0]); }, away_from_zero,
                 reference([](double x) { return x > 0 ? 1.0 : 0.0; })});
+  registry.add({"leaky_relu", [](const auto& in) { return leaky_relu(in[0], 0.1); }, away_from_zero,
+                reference([](double x) { return x > 0 ? 1.0 : 0.1; })});
+  registry.add({"sin", [](const auto& in) { return sin(in[0]); }, samples(-3, 3),
+                reference([](double x) { return std::cos(x); })});
+  registry.add({"cos", [](const auto& in) { return cos(in[0]); }, samples(-3, 3),
+                reference([](double x) { return -std::sin(x); })});
+  registry.add({"log1p", [](const auto& in) { return log1p(in[0]); }, samples(-0.7, 3),
+                reference([](double x) { return 1.0 / (1.0 + x); })});
+  registry.add({"softplus", [](const auto& in) { return softplus(in[0]); }, samples(-4, 4),
+                reference([](double x) { return 1.0 / (1.0 + std::exp(-x)); })});
   // Samples in [-2, 2) with |x| >= 0.2 keep clear of the bounds ±1.1 only by chance, so the
   // clamp samples are drawn away from the bounds explicitly.
   registry.add({"clamp", [](const auto& in) { return clamp(in[0], -1.0, 1.0); },

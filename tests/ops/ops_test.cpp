@@ -97,6 +97,36 @@ TEST(Matmul, TwoDimensionalAndBatched) {
   EXPECT_EQ(values(grad(sum(matmul(batch, w)), {w})[0]), std::vector<double>({16, 16, 20, 20}));
 }
 
+TEST(Elementwise, MaximumAndMinimumSplitTiesAndPropagateNaN) {
+  Tensor a = tensor({1.0, 5.0, 3.0}, f64).requires_grad(true);
+  Tensor b = tensor({2.0, 4.0, 3.0}, f64).requires_grad(true);
+  EXPECT_EQ(values(maximum(a, b)), std::vector<double>({2, 5, 3}));
+  EXPECT_EQ(values(minimum(a, b)), std::vector<double>({1, 4, 3}));
+  const std::vector<Tensor> g = grad(sum(maximum(a, b)), {a, b});
+  EXPECT_EQ(values(g[0]), std::vector<double>({0, 1, 0.5}));
+  EXPECT_EQ(values(g[1]), std::vector<double>({1, 0, 0.5}));
+  // Broadcast against a scalar: the scalar's gradient sums the steps it won.
+  Tensor floor = full({}, 2.5, f64).requires_grad(true);
+  EXPECT_EQ(grad(sum(maximum(a, floor)), {floor})[0].item(), 1.0);
+  const Tensor with_nan = tensor({NAN, 1.0}, f64);
+  EXPECT_TRUE(std::isnan(maximum(with_nan, tensor({0.0, 0.0}, f64)).at({0})));
+  EXPECT_TRUE(std::isnan(minimum(tensor({0.0, 0.0}, f64), with_nan).at({0})));
+}
+
+TEST(Elementwise, SoftplusAndLog1pStayAccurateAtTheExtremes) {
+  const Tensor x = tensor({-1000.0, -30.0, 0.0, 30.0, 1000.0}, f64);
+  const std::vector<double> y = values(softplus(x));
+  EXPECT_EQ(y[0], 0.0);
+  EXPECT_NEAR(y[1], std::exp(-30.0) - std::exp(-60.0) / 2, 1e-28);  // ln(1 + ε) = ε − ε²/2
+  EXPECT_NEAR(y[2], std::log(2.0), 1e-15);
+  EXPECT_NEAR(y[3], 30.0, 1e-12);
+  EXPECT_EQ(y[4], 1000.0);
+  EXPECT_EQ(values(softplus(tensor({-1000.0, 1000.0}, f32))), std::vector<double>({0.0, 1000.0}));
+  // ln(1 + 1e-12) is 1e-12 − 5e-25: log(1 + x) would lose almost every digit.
+  EXPECT_NEAR(log1p(tensor({1e-12}, f64)).item(), 1e-12 - 5e-25, 1e-28);
+  EXPECT_EQ(values(leaky_relu(tensor({-2.0, 3.0}, f64), 0.1)), std::vector<double>({-0.2, 3.0}));
+}
+
 // Found by fuzz_ops: an empty batch times a matrix gave a batch of one and read out of bounds.
 TEST(Matmul, EmptyBatchGivesEmptyProductAndZeroGradient) {
   const Tensor none = zeros({0, 3, 3}, f64);
