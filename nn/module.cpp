@@ -209,6 +209,10 @@ Tensor activate(const Tensor& x, Activation kind) {
       return sigmoid(x);
     case Activation::gelu:
       return x * (erf(x * M_SQRT1_2) + 1.0) * 0.5;
+    case Activation::leaky_relu:
+      return leaky_relu(x, 0.01);
+    case Activation::softplus:
+      return softplus(x);
   }
   return x;
 }
@@ -227,6 +231,10 @@ std::string ActivationModule::describe() const {
       return "Sigmoid()";
     case Activation::gelu:
       return "GELU()";
+    case Activation::leaky_relu:
+      return "LeakyReLU(negative_slope=0.01)";
+    case Activation::softplus:
+      return "Softplus()";
   }
   return "?";
 }

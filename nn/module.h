@@ -127,7 +127,8 @@ class Dropout : public Module {
   Generator generator_;
 };
 
-enum class Activation { relu, tanh, sigmoid, gelu };
+// leaky_relu has PyTorch's default slope, 0.01.
+enum class Activation { relu, tanh, sigmoid, gelu, leaky_relu, softplus };
 
 class ActivationModule : public Module {
  public:
@@ -151,6 +152,12 @@ struct Sigmoid : ActivationModule {
 // The exact GELU, x·Φ(x) = x/2 · (1 + erf(x/√2)), PyTorch's default.
 struct GELU : ActivationModule {
   GELU() : ActivationModule(Activation::gelu) {}
+};
+struct LeakyReLU : ActivationModule {
+  LeakyReLU() : ActivationModule(Activation::leaky_relu) {}
+};
+struct Softplus : ActivationModule {
+  Softplus() : ActivationModule(Activation::softplus) {}
 };
 
 Tensor activate(const Tensor& x, Activation kind);

@@ -101,6 +101,9 @@ TEST(Modules, ActivationsMatchTheirDefinitions) {
   EXPECT_EQ(ReLU()(x).to_vector(), std::vector<double>({0, 0, 2}));
   EXPECT_NEAR(Sigmoid()(x).at({1}), 0.5, 1e-15);
   EXPECT_NEAR(Tanh()(x).at({2}), std::tanh(2.0), 1e-15);
+  EXPECT_EQ(LeakyReLU()(x).to_vector(), std::vector<double>({0.01 * x.at({0}), 0, 2}));
+  EXPECT_NEAR(Softplus()(x).at({2}), std::log1p(std::exp(2.0)), 1e-15);
+  EXPECT_EQ(LeakyReLU().describe(), "LeakyReLU(negative_slope=0.01)");
 }
 
 TEST(Modules, PassGradcheckInFloat64WithRespectToInputsAndParameters) {
