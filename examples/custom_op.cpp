@@ -1,9 +1,9 @@
 // Writing your own op and proving its backward rule right.
 //
-// softplus(x) = log(1 + eˣ) overflows for large x when written that way; the stable form is
-// max(x, 0) + log(1 + e^(−|x|)). Its derivative is sigmoid(x). Below: the op, registered and
-// checked like the built-ins; then a version whose rule forgets the derivative of the log term,
-// used inside a function of six ops, and the report that points at it.
+// softplus(x) = log(1 + eˣ) overflows for large x written that way; the stable form is
+// max(x, 0) + log(1 + e^(−|x|)), derivative sigmoid(x). tapegrad has it (tg::softplus); here it
+// is written as a user writes an op: registered and checked like the built-ins, then a version
+// whose rule forgets the log term's derivative, inside six ops, and the report that points at it.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -28,8 +28,8 @@ struct Softplus {
   }
 };
 
-const tg::CustomOp softplus{"softplus", "dx = g ⊙ sigmoid(x)", Softplus::forward,
-                            Softplus::backward};
+const tg::CustomOp my_softplus{"my_softplus", "dx = g ⊙ sigmoid(x)", Softplus::forward,
+                               Softplus::backward};
 const tg::CustomOp softplus_wrong{"softplus_wrong", "dx = g ⊙ [x > 0] (a term dropped)",
                                   Softplus::forward, Softplus::backward_dropping_a_term};
 
@@ -43,14 +43,14 @@ std::vector<tg::OpSample> samples(tg::DType dtype) {
 
 int main() {
   // 1. Register the op beside the built-ins, with samples and its explicit Jacobian diag(σ(x)).
-  tg::op_registry().add({"softplus", [](const auto& in) { return softplus(in[0]); }, samples,
+  tg::op_registry().add({"my_softplus", [](const auto& in) { return my_softplus(in[0]); }, samples,
                          [](const std::vector<tg::Tensor>& in) {
                            return std::vector{tg::elementwise_jacobian(
                                in[0], [](double x) { return 1.0 / (1.0 + std::exp(-x)); })};
                          }});
-  const tg::OpCheckSummary check = tg::check_op(tg::op_registry().find("softplus"));
+  const tg::OpCheckSummary check = tg::check_op(tg::op_registry().find("my_softplus"));
   fmt::print(
-      "1. softplus, checked like every built-in op (gradcheck in float64, its float32 rule\n"
+      "1. my_softplus, checked like every built-in op (gradcheck in float64, its float32 rule\n"
       "   against float64 finite differences, gradgradcheck, the explicit Jacobian):\n"
       "   {}\n\n",
       check.report());
