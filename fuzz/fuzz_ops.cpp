@@ -36,7 +36,7 @@ tg::Tensor leaf(Bytes& in) {
 }
 
 tg::Tensor apply(Bytes& in, const tg::Tensor& a, const tg::Tensor& b) {
-  switch (in.small(26)) {
+  switch (in.small(31)) {
     case 0:
       return a + b;
     case 1:
@@ -87,6 +87,16 @@ tg::Tensor apply(Bytes& in, const tg::Tensor& a, const tg::Tensor& b) {
       return tg::matmul(a, b);
     case 24:
       return tg::cross_entropy(a, tg::int64_tensor({in.small(4), in.small(4)}));
+    case 25:
+      return tg::maximum(a, b);
+    case 26:
+      return tg::minimum(a, b);
+    case 27:
+      return tg::softplus(a) + tg::log1p(b);
+    case 28:
+      return tg::leaky_relu(a, in.value());
+    case 29:
+      return tg::sin(a) * tg::cos(b);
     default:
       return tg::mse_loss(a, b.to(a.dtype()));
   }
