@@ -60,6 +60,14 @@ void trim_capacity(std::vector<T>& v, std::size_t expected) {
   v.swap(smaller);
 }
 
+// Empties a working vector, keeping the capacity the size it just had calls for.
+template <class T>
+void clear_and_trim(std::vector<T>& v) {
+  const std::size_t used = v.size();
+  v.clear();
+  trim_capacity(v, used);
+}
+
 struct TapeCore {
   Tape* owner = nullptr;
   // A tape and the tensors it records belong to one thread; set once, read from any.
@@ -227,11 +235,8 @@ void TapeCore::clear() {
   // The next graph is likely the size of this one: compacting before it has grown past twice
   // that would only copy entries that are all still needed.
   compact_at = std::max(kMinEntriesBeforeCompaction, 2 * entries.size());
-  const std::size_t used_entries = entries.size(), used_refs = refs.size();
-  entries.clear();
-  refs.clear();
-  trim_capacity(entries, used_entries);
-  trim_capacity(refs, used_refs);
+  clear_and_trim(entries);
+  clear_and_trim(refs);
   --busy;
 }
 
@@ -289,12 +294,9 @@ void TapeCore::compact() {
   compact_at = std::max(kMinEntriesBeforeCompaction, 2 * entries.size());
   trim_capacity(entries, compact_at);
   trim_capacity(refs, 2 * refs.size());
-  needed.clear();
-  new_ref.clear();
-  new_entry.clear();
-  trim_capacity(needed, compact_at);
-  trim_capacity(new_ref, 2 * refs.size());
-  trim_capacity(new_entry, compact_at);
+  clear_and_trim(needed);
+  clear_and_trim(new_ref);
+  clear_and_trim(new_entry);
   --busy;
 }
 
@@ -630,11 +632,11 @@ class ScratchLease {
   }
   ~ScratchLease() {
     for (LeafGrad& leaf : scratch_->leaves) release_backward_hold(*leaf.leaf);
-    release(scratch_->leaves);
-    release(scratch_->grads);
-    release(scratch_->tensors);
-    release(scratch_->needs);
-    release(scratch_->grad_inputs);
+    detail::clear_and_trim(scratch_->leaves);
+    detail::clear_and_trim(scratch_->grads);
+    detail::clear_and_trim(scratch_->tensors);
+    detail::clear_and_trim(scratch_->needs);
+    detail::clear_and_trim(scratch_->grad_inputs);
     --depth_;
   }
   ScratchLease(const ScratchLease&) = delete;
@@ -642,13 +644,6 @@ class ScratchLease {
   BackwardScratch& operator*() const { return *scratch_; }
 
  private:
-  template <class T>
-  static void release(std::vector<T>& v) {
-    const std::size_t used = v.size();
-    v.clear();
-    detail::trim_capacity(v, used);
-  }
-
   static thread_local std::vector<std::unique_ptr<BackwardScratch>> stack_;
   static thread_local std::size_t depth_;
   BackwardScratch* scratch_;

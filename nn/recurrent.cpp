@@ -37,25 +37,23 @@ Tensor Recurrent::gate(const Tensor& gates, std::int64_t i) const {
   return slice(gates, 1, i * hidden_size_, (i + 1) * hidden_size_);
 }
 
-RecurrentState Recurrent::complete(const RecurrentState& state, std::int64_t batch) const {
+Tensor Recurrent::given_or_zeros(const Tensor& given, std::int64_t batch, const char* what) const {
   const Shape expected{batch, hidden_size_};
-  if (state.h.defined() && !(state.h.shape() == expected)) {
-    fail("{}: expected a hidden state of shape {}, got {}", name_, expected.str(),
-         state.h.shape().str());
+  if (!given.defined()) return zeros(expected, weight_ih.dtype());
+  if (!(given.shape() == expected)) {
+    fail("{}: expected a {} of shape {}, got {}", name_, what, expected.str(), given.shape().str());
   }
-  if (state.h.defined()) check_dtype(state.h, "hidden state");
-  return {state.h.defined() ? state.h : zeros(expected, weight_ih.dtype()), Tensor()};
+  check_dtype(given, what);
+  return given;
+}
+
+RecurrentState Recurrent::complete(const RecurrentState& state, std::int64_t batch) const {
+  return {given_or_zeros(state.h, batch, "hidden state"), Tensor()};
 }
 
 RecurrentState LSTM::complete(const RecurrentState& state, std::int64_t batch) const {
-  RecurrentState full = Recurrent::complete(state, batch);
-  const Shape expected{batch, hidden_size()};
-  if (state.c.defined() && !(state.c.shape() == expected)) {
-    fail("LSTM: expected a cell state of shape {}, got {}", expected.str(), state.c.shape().str());
-  }
-  if (state.c.defined()) check_dtype(state.c, "cell state");
-  full.c = state.c.defined() ? state.c : zeros(expected, weight_ih.dtype());
-  return full;
+  return {given_or_zeros(state.h, batch, "hidden state"),
+          given_or_zeros(state.c, batch, "cell state")};
 }
 
 void Recurrent::check_dtype(const Tensor& t, const char* what) const {

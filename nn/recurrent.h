@@ -52,6 +52,8 @@ class Recurrent : public Module {
   // Gate i of a [batch, gates·hidden] tensor.
   Tensor gate(const Tensor& gates, std::int64_t i) const;
   void check_dtype(const Tensor& t, const char* what) const;
+  // A state part checked against [batch, hidden] and the parameters' dtype, or zeros if undefined.
+  Tensor given_or_zeros(const Tensor& given, std::int64_t batch, const char* what) const;
 
  private:
   const char* name_;

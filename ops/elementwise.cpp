@@ -94,16 +94,15 @@ void neg_backward(BackwardContext& ctx, const NoAttrs&) {
 }
 const Op<> kNeg{"neg", "da = −g", neg_forward, neg_backward};
 
-// The share of the gradient that goes to a (which = 0) or b (which = 1) of maximum (larger =
-// true) or minimum: 1 where it is selected, ½ at a tie, 0 elsewhere. Piecewise constant, so a
-// constant factor of the rule, which keeps the rule differentiable in g.
-Tensor selected_share(const Tensor& a, const Tensor& b, bool larger, int which, const char* op) {
-  return detail::map_binary(a, b, op, [&](const auto& x, const auto& y) {
+// The share of the gradient that goes to `mine` in maximum (larger = true) or minimum: 1 where it
+// is selected, ½ at a tie, 0 elsewhere. Piecewise constant, so a constant factor of the rule,
+// which keeps the rule differentiable in g.
+Tensor selected_share(const Tensor& mine, const Tensor& other, bool larger, const char* op) {
+  return detail::map_binary(mine, other, op, [&](const auto& x, const auto& y) {
     using T = typename std::decay_t<decltype(x)>::Scalar;
-    return x.binaryExpr(y, [larger, which](T u, T v) {
-      const T mine = which == 0 ? u : v, other = which == 0 ? v : u;
-      if (mine == other) return T(0.5);
-      return (larger ? mine > other : mine < other) ? T(1) : T(0);
+    return x.binaryExpr(y, [larger](T m, T o) {
+      if (m == o) return T(0.5);
+      return (larger ? m > o : m < o) ? T(1) : T(0);
     });
   });
 }
@@ -125,11 +124,10 @@ Tensor extremum_forward(ForwardContext& ctx, const Extremum& e) {
 }
 void extremum_backward(BackwardContext& ctx, const Extremum& e) {
   const char* op = e.larger ? "maximum" : "minimum";
-  for (int i = 0; i < 2; ++i) {
-    if (!ctx.needs_grad(i)) continue;
-    ctx.set_grad(i,
-                 ctx.grad_output() * selected_share(ctx.input(0), ctx.input(1), e.larger, i, op));
-  }
+  const Tensor& a = ctx.input(0);
+  const Tensor& b = ctx.input(1);
+  if (ctx.needs_grad(0)) ctx.set_grad(0, ctx.grad_output() * selected_share(a, b, e.larger, op));
+  if (ctx.needs_grad(1)) ctx.set_grad(1, ctx.grad_output() * selected_share(b, a, e.larger, op));
 }
 const Op<Extremum> kMaximum{"maximum", "da = g ⊙ ([a > b] + ½[a = b]), db likewise",
                             extremum_forward, extremum_backward};
