@@ -47,7 +47,9 @@ const void* Tensor::raw_data() const {
   return checked_impl("Tensor::raw_data").storage->data;
 }
 void* Tensor::raw_data() {
-  return checked_impl("Tensor::raw_data").storage->data;
+  detail::Storage& storage = *checked_impl("Tensor::raw_data").storage;
+  ++storage.version;
+  return storage.data;
 }
 
 namespace {

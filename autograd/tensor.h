@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "autograd/dtype.h"
@@ -43,13 +44,18 @@ class Tensor {
   std::int64_t numel() const { return shape().numel(); }
   DType dtype() const;
 
-  // Typed access to the contiguous row-major buffer; T must match dtype().
+  // Typed access to the contiguous row-major buffer; T must match dtype(). Access through a
+  // non-const handle counts as a write: it bumps version(), which backward checks for every
+  // tensor an op saved, so an in-place change to a saved value is an error, not a wrong gradient.
+  // Read through a const handle (std::as_const) when only reading.
   template <class T>
   T* data();
   template <class T>
   const T* data() const;
   const void* raw_data() const;
   void* raw_data();
+  // Counts writes to the storage (shared by every tensor that shares it, as detach() does).
+  std::uint64_t version() const;
 
   double item() const;
   double at(std::initializer_list<std::int64_t> index) const;
@@ -127,6 +133,7 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
   void* data;
   std::size_t bytes;
+  std::uint64_t version = 0;
   // Tensors of up to 64 bytes (16 floats) live here, saving a second allocation per small op.
   alignas(64) std::byte inline_bytes[64];
 };
@@ -221,17 +228,25 @@ inline DType Tensor::dtype() const {
 }
 
 template <class T>
-T* Tensor::data() {
+const T* Tensor::data() const {
   const DType want = dtype_of<T>();
   if (dtype() != want) {
     fail("Tensor::data: tensor is {}, accessed as {}", dtype_name(dtype()), dtype_name(want));
   }
-  return static_cast<T*>(impl_->storage->data);
+  return static_cast<const T*>(impl_->storage->data);
 }
 
 template <class T>
-const T* Tensor::data() const {
-  return const_cast<Tensor*>(this)->data<T>();
+T* Tensor::data() {
+  const T* p = std::as_const(*this).data<T>();
+  ++impl_->storage->version;
+  return const_cast<T*>(p);
+}
+
+inline std::uint64_t Tensor::version() const {
+  if (!impl_) [[unlikely]]
+    fail_undefined("Tensor::version");
+  return impl_->storage->version;
 }
 
 }  // namespace tg
