@@ -1,6 +1,9 @@
 #pragma once
 // Second-order tools built on create_graph: Hessians, Hessian-vector products, and
-// Jacobian-vector products by the double-VJP trick.
+// Jacobian-vector products by the double-VJP trick. x must be a floating tensor, a direction
+// v or u must match its shape and dtype, and f must return a floating tensor (a single element
+// for hessian and hvp); otherwise a tg::Error names the function. Where f does not depend on x
+// (or its gradient does not), the result is zeros, as in PyTorch's torch.autograd.functional.
 #include "autograd/tape.h"
 
 namespace tg {

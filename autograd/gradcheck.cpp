@@ -4,7 +4,9 @@
 #include <fmt/ranges.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "ops/ops.h"
 
@@ -24,7 +26,8 @@ std::string describe(const GradcheckEntry& e) {
                      e.input, fmt::join(e.input_index, ", "), e.analytic, e.numeric, e.error);
 }
 
-// Fresh leaves holding the inputs' values (in float64 when `to_f64`), marked for differentiation.
+// Fresh leaves holding the inputs' values (in float64 when `to_f64`), those to differentiate
+// marked: the ones that require grad, or every floating one when none does or `every_floating`.
 struct Prepared {
   std::vector<Tensor> inputs;
   std::vector<std::size_t> differentiated;
@@ -36,14 +39,18 @@ struct Prepared {
   }
 };
 
-Prepared prepare(const std::vector<Tensor>& inputs, bool to_f64) {
+Prepared prepare(const std::vector<Tensor>& inputs, bool to_f64, const char* what,
+                 bool every_floating = false) {
   bool any_marked = false;
-  for (const Tensor& x : inputs) any_marked = any_marked || x.requires_grad();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) fail("{}: input {} is undefined", what, i);
+    any_marked = any_marked || inputs[i].requires_grad();
+  }
+  any_marked = any_marked && !every_floating;
   Prepared p;
   NoGradGuard no_grad;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& x = inputs[i];
-    if (!x.defined()) fail("gradcheck: input {} is undefined", i);
     if (!is_floating(x.dtype())) {
       p.inputs.push_back(x);
       continue;
@@ -55,13 +62,20 @@ Prepared prepare(const std::vector<Tensor>& inputs, bool to_f64) {
     }
     p.inputs.push_back(copy);
   }
+  if (p.differentiated.empty()) {
+    // Nothing to compare would make every check pass.
+    fail("{}: no floating input to differentiate with respect to (int64 inputs are constants)",
+         what);
+  }
   return p;
 }
 
-Tensor evaluate(const Function& f, const std::vector<Tensor>& inputs) {
+Tensor evaluate(const Function& f, const std::vector<Tensor>& inputs, const char* what) {
   Tensor y = f(inputs);
-  if (!y.defined() || !is_floating(y.dtype())) {
-    fail("gradcheck: the function must return a floating tensor");
+  if (!y.defined())
+    fail("{}: the function must return a floating tensor, got an undefined one", what);
+  if (!is_floating(y.dtype())) {
+    fail("{}: the function must return a floating tensor, got {}", what, dtype_name(y.dtype()));
   }
   return y;
 }
@@ -91,11 +105,8 @@ std::vector<std::vector<double>> reverse_jacobian(const Tensor& y, const Prepare
   return jacobians;
 }
 
-void add_to_element(Tensor& x, std::int64_t element, double delta) {
-  dispatch_floating(x.dtype(), "gradcheck", [&]<class T>() { x.data<T>()[element] += T(delta); });
-}
-
-// Numeric Jacobian columns: perturbs each element of each differentiated input (in float64).
+// Numeric Jacobian columns: perturbs each element of each differentiated input of p, which are
+// float64 leaves of their own: writing to them must not touch tensors a recorded graph saved.
 std::vector<std::vector<double>> numeric_jacobian(const Function& f, Prepared& p,
                                                   std::int64_t outputs, double eps) {
   NoGradGuard no_grad;
@@ -105,12 +116,12 @@ std::vector<std::vector<double>> numeric_jacobian(const Function& f, Prepared& p
     const std::int64_t columns = x.numel();
     std::vector<double>& jac = jacobians.emplace_back(std::size_t(outputs * columns));
     for (std::int64_t c = 0; c < columns; ++c) {
-      const double original = x.to_vector()[std::size_t(c)];
-      add_to_element(x, c, eps);
-      const std::vector<double> plus = evaluate(f, p.inputs).to_vector();
-      add_to_element(x, c, -2 * eps);
-      const std::vector<double> minus = evaluate(f, p.inputs).to_vector();
-      dispatch_floating(x.dtype(), "gradcheck", [&]<class T>() { x.data<T>()[c] = T(original); });
+      const double original = std::as_const(x).data<double>()[c];
+      x.data<double>()[c] = original + eps;
+      const std::vector<double> plus = evaluate(f, p.inputs, "gradcheck").to_vector();
+      x.data<double>()[c] = original - eps;
+      const std::vector<double> minus = evaluate(f, p.inputs, "gradcheck").to_vector();
+      x.data<double>()[c] = original;
       for (std::int64_t k = 0; k < outputs; ++k) {
         jac[std::size_t(k * columns + c)] =
             (plus[std::size_t(k)] - minus[std::size_t(k)]) / (2 * eps);
@@ -141,7 +152,8 @@ void compare(GradcheckResult& result, const GradcheckEntry& entry, const Toleran
   ++result.entries_checked;
   if (!tolerance.accepts(entry.error, entry.numeric)) ++result.entries_failed;
   result.max_error = std::max(result.max_error, error);
-  const double excess = error - (tolerance.atol + tolerance.rtol * std::abs(entry.numeric));
+  double excess = error - (tolerance.atol + tolerance.rtol * std::abs(entry.numeric));
+  if (std::isnan(excess)) excess = INFINITY;  // a NaN numeric value: as bad as it gets
   if (excess > worst_excess || !result.worst) {
     worst_excess = excess;
     result.worst = entry;
@@ -159,8 +171,14 @@ Tensor random_direction(const Shape& shape, DType dtype, Generator& gen, double 
   return cast(r * (1.0 / norm), dtype);
 }
 
-// The checks PyTorch adds: the same cotangent twice gives bitwise the same gradients, and a zero
-// cotangent gives zero gradients.
+bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  const std::size_t bytes = std::size_t(a.numel()) * dtype_size(a.dtype());
+  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
+         std::memcmp(a.raw_data(), b.raw_data(), bytes) == 0;
+}
+
+// The checks PyTorch adds: the same cotangent twice gives bitwise the same gradients (NaN
+// included), and a zero cotangent gives zero gradients.
 void check_backward_properties(GradcheckResult& result, const Tensor& y, const Prepared& p,
                                const Tensor& v) {
   const std::vector<Tensor> first = vjp(y, p, v);
@@ -168,7 +186,7 @@ void check_backward_properties(GradcheckResult& result, const Tensor& y, const P
   const std::vector<Tensor> from_zero = vjp(y, p, zeros_like(y));
   for (std::size_t j = 0; j < first.size(); ++j) {
     const std::size_t input = p.differentiated[j];
-    if (first[j].to_vector() != second[j].to_vector()) {
+    if (!bitwise_equal(first[j], second[j])) {
       result.problems.push_back(
           fmt::format("backward is not deterministic: two passes with the same cotangent give "
                       "different gradients for input {}",
@@ -186,11 +204,12 @@ void check_backward_properties(GradcheckResult& result, const Tensor& y, const P
 
 GradcheckResult check_function(const Function& f, const std::vector<Tensor>& inputs,
                                const GradcheckOptions& options) {
-  Prepared numeric = prepare(inputs, true);
-  const Prepared analytic = options.keep_input_dtype ? prepare(inputs, false) : numeric;
+  // Separate leaves: the numeric Jacobian writes to its own, never to ones y's graph saved.
+  Prepared numeric = prepare(inputs, true, "gradcheck");
+  const Prepared analytic = prepare(inputs, !options.keep_input_dtype, "gradcheck");
   Tape tape;
   GradModeGuard grad_on(true);
-  const Tensor y = evaluate(f, analytic.inputs);
+  const Tensor y = evaluate(f, analytic.inputs, "gradcheck");
   const Tolerance tolerance = tolerance_for(analytic, y, options);
   Generator gen(options.seed);
   GradcheckResult result;
@@ -220,7 +239,7 @@ GradcheckResult check_function(const Function& f, const std::vector<Tensor>& inp
         const std::size_t i = numeric.differentiated[j];
         moved[i] = numeric.inputs[i] + directions[j] * (sign * options.eps);
       }
-      shifted.push_back(evaluate(f, moved).to_vector());
+      shifted.push_back(evaluate(f, moved, "gradcheck").to_vector());
     }
     std::vector<double> ju(shifted[0].size());
     for (std::size_t k = 0; k < ju.size(); ++k)
@@ -301,10 +320,10 @@ void localize(const Function& f, const std::vector<Tensor>& inputs, const Gradch
               GradcheckResult& result) {
   GradcheckOptions each = options;
   each.localize = false;
-  const Prepared p = prepare(inputs, !options.keep_input_dtype);
+  const Prepared p = prepare(inputs, !options.keep_input_dtype, "gradcheck");
   Tape tape;
   GradModeGuard grad_on(true);
-  const Tensor y = evaluate(f, p.inputs);
+  const Tensor y = evaluate(f, p.inputs, "gradcheck");
   result.tape_entries = tape.size();
   for (std::int64_t i = 0; i < std::int64_t(tape.size()); ++i) {
     const TapeEntryView view = tape.entry(i);
@@ -333,10 +352,10 @@ void localize(const Function& f, const std::vector<Tensor>& inputs, const Gradch
 }  // namespace
 
 std::vector<Tensor> jacobian(const Function& f, const std::vector<Tensor>& inputs) {
-  const Prepared p = prepare(inputs, false);
+  const Prepared p = prepare(inputs, false, "jacobian", true);
   Tape tape;
   GradModeGuard grad_on(true);
-  const Tensor y = evaluate(f, p.inputs);
+  const Tensor y = evaluate(f, p.inputs, "jacobian");
   const std::vector<std::vector<double>> rows = reverse_jacobian(y, p);
   std::vector<Tensor> result(inputs.size());
   for (std::size_t j = 0; j < p.differentiated.size(); ++j) {
@@ -355,11 +374,11 @@ GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
 
 GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options) {
-  const Prepared p = prepare(inputs, !options.keep_input_dtype);
+  const Prepared p = prepare(inputs, !options.keep_input_dtype, "gradgradcheck");
   Tensor output;
   {
     NoGradGuard no_grad;
-    output = evaluate(f, p.inputs);
+    output = evaluate(f, p.inputs, "gradgradcheck");
   }
   Generator gen(options.seed + 1);
   std::vector<Tensor> extended = p.inputs;

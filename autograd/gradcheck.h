@@ -56,8 +56,9 @@ struct GradcheckResult {
   std::size_t entries_checked = 0;
   std::size_t entries_failed = 0;
   double max_error = 0;  // largest |analytic − numeric| over all entries
-  // The entry exceeding its tolerance by the most (on success, the largest error). In fast mode
-  // it holds the projections vᵀJu, with empty indices.
+  // The entry exceeding its tolerance by the most, error − (atol + rtol·|numeric|), a NaN
+  // counting as the most (on success: the entry closest to its tolerance). In fast mode it holds
+  // the projections vᵀJu, with empty indices.
   std::optional<GradcheckEntry> worst;
   // vᵀJ for a random v by backward, against vᵀ times the numeric Jacobian: catches rules that are
   // not linear in the cotangent, which one-hot cotangents cannot.
@@ -72,13 +73,17 @@ struct GradcheckResult {
   explicit operator bool() const { return passed; }
 };
 
-// d f / d inputs[i] for every floating input, as [output.numel(), input.numel()] matrices in the
-// inputs' dtype: one vector-Jacobian product per output element. Non-floating inputs (labels,
-// indices) get an undefined tensor. The inputs are not modified and their grad() not touched.
+// d f / d inputs[i] for every floating input (whether it requires grad or not), as
+// [output.numel(), input.numel()] matrices in the inputs' dtype: one vector-Jacobian product per
+// output element. Non-floating inputs (labels, indices) get an undefined tensor. The inputs are
+// not modified and their grad() not touched. Errors: an undefined input, no floating input, an
+// output that is not a floating tensor.
 std::vector<Tensor> jacobian(const Function& f, const std::vector<Tensor>& inputs);
 
 // Compares the reverse-mode Jacobian of f with central finite differences. Differentiates the
 // inputs that require grad, or every floating input when none does; int64 inputs are constants.
+// Errors, rather than a check that cannot fail: an undefined input, nothing to differentiate,
+// an output that is not a floating tensor.
 GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <ostream>
 
@@ -82,8 +83,26 @@ Tensor functional_call(Module& module, const std::vector<Tensor>& parameters, co
   return module.forward(input);
 }
 
-void Module::zero_grad() {
-  for (Tensor& parameter : parameters()) parameter.zero_grad();
+void zero_grad(const std::vector<Tensor>& parameters, bool set_to_none) {
+  for (Tensor p : parameters) {
+    if (set_to_none) {
+      p.zero_grad();
+      continue;
+    }
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    if (g.requires_grad()) {
+      // PyTorch's grad.detach_(): the zeros must not flow back into the graph that made them.
+      g = g.detach();
+      p.impl()->grad = g;
+    }
+    dispatch_floating(g.dtype(), "zero_grad",
+                      [&]<class T>() { std::fill_n(g.data<T>(), g.numel(), T(0)); });
+  }
+}
+
+void Module::zero_grad(bool set_to_none) {
+  nn::zero_grad(parameters(), set_to_none);
 }
 
 void Module::train(bool on) {

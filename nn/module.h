@@ -16,6 +16,14 @@ namespace tg::nn {
 Generator& default_generator();
 void manual_seed(std::uint64_t seed);
 
+// Clears gradients, as PyTorch's zero_grad. With set_to_none (the default, as in PyTorch 2) each
+// grad() becomes undefined: the next backward allocates a fresh one, and an optimizer skips a
+// parameter that then gets none. Otherwise each existing gradient is detached from any graph
+// (create_graph) and filled with zeros in place, through the writing data<T>(), so its version
+// bumps; an optimizer then steps that parameter with a zero gradient (momentum and Adam's moments
+// decay, Adam counts the step), and a handle to the old gradient sees the zeros.
+void zero_grad(const std::vector<Tensor>& parameters, bool set_to_none = true);
+
 class Module {
  public:
   Module() = default;
@@ -34,7 +42,8 @@ class Module {
     return children_;
   }
 
-  void zero_grad();
+  // As nn::zero_grad over parameters().
+  void zero_grad(bool set_to_none = true);
   // Sets training mode here and in every submodule (Dropout acts only in training).
   void train(bool on = true);
   void eval() { train(false); }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "tapegrad.h"
 
@@ -35,6 +36,96 @@ TEST(Backward, GradReturnsGradientsWithoutTouchingGrad) {
   EXPECT_FALSE(a.grad().defined());
   Tensor unused = tensor({5}, f64).requires_grad(true);
   EXPECT_EQ(values(grad(sum(a), {unused})[0]), std::vector<double>({0}));
+}
+
+// A lazy rule that sets a gradient for every input, needed or not: the engine must drop the
+// ones for inputs that need none (constants, int64 indices).
+const CustomOp scale_by{"scale_by", "da = g ⊙ b, db = g ⊙ a",
+                        [](ForwardContext& ctx) { return ctx.input(0) * ctx.input(1).to(f64); },
+                        [](BackwardContext& ctx) {
+                          const Tensor& g = ctx.grad_output();
+                          ctx.set_grad(0, g * ctx.input(1).to(f64));
+                          ctx.set_grad(1, g * ctx.input(0));
+                        }};
+
+TEST(Backward, InputsThatNeedNoGradientGetNone) {
+  Tensor x = tensor({1, 2}, f64).requires_grad(true);
+  const Tensor c = tensor({3, 4}, f64);
+  sum(x + c).backward();
+  EXPECT_EQ(values(x.grad()), std::vector<double>({1, 1}));
+  EXPECT_FALSE(c.grad().defined());
+  x.zero_grad();
+  sum(scale_by(x, c)).backward();
+  EXPECT_EQ(values(x.grad()), std::vector<double>({3, 4}));
+  EXPECT_FALSE(c.grad().defined());
+  // int64 indices: the rule's float gradient for them must not even reach the dtype check.
+  x.zero_grad();
+  const Tensor index = int64_tensor({5, 6});
+  sum(scale_by(x, index)).backward();
+  EXPECT_EQ(values(x.grad()), std::vector<double>({5, 6}));
+  EXPECT_FALSE(index.grad().defined());
+  // tg::grad: a constant in wrt gets zeros, not the gradient its rule computed.
+  const std::vector<Tensor> g = grad(sum(scale_by(x, c)), {x, c});
+  EXPECT_EQ(values(g[0]), std::vector<double>({3, 4}));
+  EXPECT_EQ(values(g[1]), std::vector<double>({0, 0}));
+  EXPECT_FALSE(c.grad().defined());
+}
+
+TEST(Backward, TheSeedMustMatchTheOutputsShapeAndDtype) {
+  const Tensor x = tensor({1, 2}, f64).requires_grad(true);
+  const Tensor y = x * x;
+  const auto expect_seed_error = [&](const Tensor& seed, const std::string& message) {
+    for (const bool through_grad : {false, true}) {
+      try {
+        if (through_grad) {
+          grad(y, {x}, seed, {.retain_graph = true});
+        } else {
+          y.backward(seed, {.retain_graph = true});
+        }
+        ADD_FAILURE() << "expected an error: " << message;
+      } catch (const Error& e) {
+        const std::string what = (through_grad ? "grad: " : "backward: ") + message;
+        EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+      }
+    }
+  };
+  expect_seed_error(tensor({1, 1, 1}, f64),
+                    "the seed gradient is float64 [3] but the output is float64 [2]");
+  expect_seed_error(tensor({1, 1}, f32),
+                    "the seed gradient is float32 [2] but the output is float64 [2]");
+  expect_seed_error(tensor({{1, 1}}, f64),
+                    "the seed gradient is float64 [1, 2] but the output is float64 [2]");
+  EXPECT_FALSE(x.grad().defined());  // nothing accumulated by a refused pass
+  y.backward(tensor({1, 10}, f64));
+  EXPECT_EQ(values(x.grad()), std::vector<double>({2, 40}));
+}
+
+TEST(Backward, AnUndefinedOutputIsAnError) {
+  const auto expect_message = [](const std::function<void()>& call, const std::string& message) {
+    try {
+      call();
+      ADD_FAILURE() << "expected an error: " << message;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  };
+  expect_message([] { Tensor().backward(); }, "backward: the output tensor is undefined");
+  const Tensor x = tensor({1.0}, f64).requires_grad(true);
+  expect_message([&] { grad(Tensor(), {x}); }, "grad: the output tensor is undefined");
+  expect_message([&] { grad(sum(x * x), {Tensor()}); },
+                 "grad: input 0 to differentiate with respect to is undefined");
+}
+
+TEST(Anomaly, Int64OutputsAreNotCheckedForNaN) {
+  const AnomalyGuard anomaly;
+  const Tensor index = int64_tensor({1, 0, 2, 3});
+  EXPECT_EQ(values(reshape(index, {2, 2})), std::vector<double>({1, 0, 2, 3}));
+  // And through a recorded graph with int64 labels, forward and backward.
+  const Tensor logits = tensor({{0.0, 1.0}, {2.0, 0.5}}, f64).requires_grad(true);
+  const Tensor labels = int64_tensor({1, 0});
+  cross_entropy(logits, labels).backward();
+  EXPECT_TRUE(logits.grad().defined());
+  EXPECT_FALSE(labels.grad().defined());
 }
 
 TEST(Backward, BroadcastGradientsAreSummedBackToEachInput) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "tapegrad.h"
 
@@ -56,6 +57,27 @@ TEST(Tensor, CopiesShareValueAndGradient) {
   const Tensor c = a.copy();
   EXPECT_NE(c.raw_data(), a.raw_data());
   EXPECT_EQ(c.to_vector(), a.to_vector());
+}
+
+TEST(Tensor, AnUndefinedTensorSaysSoWhenUsed) {
+  Tensor t;
+  EXPECT_FALSE(t.defined());
+  const auto expect_message = [](const std::function<void()>& call, const std::string& message) {
+    try {
+      call();
+      ADD_FAILURE() << "expected an error: " << message;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  };
+  const std::string undefined = ": the tensor is undefined (default-constructed or moved from)";
+  expect_message([&] { (void)t.grad(); }, "Tensor::grad" + undefined);
+  expect_message([&] { t.zero_grad(); }, "Tensor::zero_grad" + undefined);
+  expect_message([&] { t.requires_grad(true); }, "Tensor::requires_grad" + undefined);
+  expect_message([&] { (void)t.shape(); }, "Tensor::shape" + undefined);
+  expect_message([&] { (void)t.dtype(); }, "Tensor::dtype" + undefined);
+  expect_message([&] { (void)t.version(); }, "Tensor::version" + undefined);
+  expect_message([&] { (void)t.detach(); }, "Tensor::detach" + undefined);
 }
 
 TEST(Tensor, ConversionAndElementAccess) {
