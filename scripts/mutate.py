@@ -33,26 +33,29 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-# (pattern, replacement): each match of the pattern is one mutant. Lookarounds keep `<` from
-# matching `<<`, `<=` or `->`, `+` from matching `++` or `+=`, and so on.
+# (pattern, replacement): each match of the pattern is one mutant. clang-format puts spaces
+# around binary operators, so requiring them tells `a < b` from `data<T>()` and `a - b` from `-x`.
 OPERATORS = [
-    (r"(?<![+\-<>=!&|*/%^])\+(?![+=])", "-"),
-    (r"(?<![+\-<>=!&|*/%^])-(?![-=>])", "+"),
-    (r"\+=", "-="),
-    (r"-=", "+="),
-    (r"(?<![<>=!])<=", "<"),
-    (r"(?<![<>=!])>=", ">"),
-    (r"(?<![<>=!\-])<(?![<=])", "<="),
-    (r"(?<![<>=!\-])>(?![>=])", ">="),
-    (r"==", "!="),
-    (r"!=", "=="),
-    (r"&&", "||"),
-    (r"\|\|", "&&"),
+    (r"(?<= )\+(?= )", "-"),
+    (r"(?<= )-(?= )", "+"),
+    (r"(?<= )\+=(?= )", "-="),
+    (r"(?<= )-=(?= )", "+="),
+    (r"(?<= )<=(?= )", "<"),
+    (r"(?<= )>=(?= )", ">"),
+    (r"(?<= )<(?= )", "<="),
+    (r"(?<= )>(?= )", ">="),
+    (r"(?<= )==(?= )", "!="),
+    (r"(?<= )!=(?= )", "=="),
+    (r"(?<= )&&(?= )", "||"),
+    (r"(?<= )\|\|(?= )", "&&"),
     (r"\btrue\b", "false"),
     (r"\bfalse\b", "true"),
 ]
 
 # Lines that are not worth mutating: preprocessor, declarations of templates, comments.
+DECLARATION = re.compile(
+    r"\s*(?:(?:const|static|constexpr|auto)\s+)*[A-Za-z_][\w:]*(?:<[^;=]*>)?[\s&*]+"
+    r"([A-Za-z_]\w*)\s*(?:=|;|\(|\{)")
 SKIP_LINE = re.compile(r"^\s*(#|//|template\s*<|namespace\b|using\b|\}|\{|$)")
 
 
@@ -103,6 +106,7 @@ def mask_strings_and_comments(line):
 def mutants_of(path, lines):
     found = []
     in_block_comment = False
+    previous = ";"  # the last code line's end: a statement starts after ; { } or a label
     for number, text in enumerate(lines, start=1):
         stripped = text.strip()
         if in_block_comment:
@@ -111,17 +115,23 @@ def mutants_of(path, lines):
         if stripped.startswith("/*"):
             in_block_comment = "*/" not in stripped
             continue
-        if SKIP_LINE.match(text):
+        code = mask_strings_and_comments(text.rstrip("\n")).rstrip()
+        if not code.strip():
             continue
-        code = mask_strings_and_comments(text.rstrip("\n"))
-        # Template argument lists and includes make `<`/`>` noise; skip obvious ones.
-        angle_ok = not re.search(r"\b(static_cast|std::\w+|template|Eigen::\w+)\s*<", code)
+        starts_statement = previous[-1:] in (";", "{", "}", ":")
+        previous = code
+        if SKIP_LINE.match(code):
+            continue
         for pattern, replacement in OPERATORS:
-            if not angle_ok and pattern.startswith("(?<![<>=!\\-])"):
-                continue
             for m in re.finditer(pattern, code):
                 found.append(Mutant(path, number, m.start(), m.group(0), replacement))
-        if code.rstrip().endswith(";") and not re.match(r"\s*return\b", code):
+        # A whole statement on one line; not a declaration of a name used further on (without
+        # it the file would not compile), though an unused RAII guard may go.
+        declaration = DECLARATION.match(code)
+        used_later = declaration and any(
+            re.search(r"\b" + declaration.group(1) + r"\b", line) for line in lines[number:])
+        if (starts_statement and code.endswith(";") and not used_later
+                and not re.match(r"\s*return\b", code)):
             found.append(Mutant(path, number, -1, stripped, ""))
     return found
 
