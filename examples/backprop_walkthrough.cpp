@@ -19,6 +19,10 @@ namespace {
 
 int failures = 0;
 
+// The pages written, and for each the gradient tapegrad computed for every named leaf, as JSON
+// for the browser test (tests/browser) to hold what the page shows against.
+std::vector<std::string> expected_gradients;
+
 void check(const char* what, double computed, double by_hand) {
   const bool ok = std::abs(computed - by_hand) <= 1e-12 * (1 + std::abs(by_hand));
   fmt::print("   {:<12} tapegrad {:>12.8f}   by hand {:>12.8f}   {}\n", what, computed, by_hand,
@@ -39,6 +43,24 @@ void write_graph(const tg::Tape& tape, const tg::Tensor& output,
       fmt::print(" and {}", svg);
   }
   fmt::print("\n");
+}
+
+// The interactive page: the graph, and a stepper through the forward pass and the backward pass
+// that `trace` recorded. Open it in a browser; it needs no network.
+void write_page(const tg::Tape& tape, const tg::Tensor& loss, const tg::BackwardTrace& trace,
+                const std::vector<tg::Tensor>& leaves, const std::string& out_dir,
+                const std::string& name, const std::string& title) {
+  std::filesystem::create_directories(out_dir);
+  const std::string path = out_dir + "/" + name + ".html";
+  std::ofstream(path) << tg::to_html(tape, loss, {}, {.title = title, .trace = &trace});
+  fmt::print("   wrote {} (open it in a browser: arrow keys step, a click shows a tensor)\n", path);
+  std::vector<std::string> gradients;
+  for (const tg::Tensor& leaf : leaves) {
+    gradients.push_back(
+        fmt::format("\"{}\": [{}]", tg::name_of(leaf), fmt::join(leaf.grad().to_vector(), ", ")));
+  }
+  expected_gradients.push_back(
+      fmt::format("\"{}.html\": {{{}}}", name, fmt::join(gradients, ", ")));
 }
 
 // 1. One neuron: z = w₀x₀ + w₁x₁ + b, y = tanh z, loss L = y.
@@ -72,18 +94,21 @@ void two_layers(const std::string& out_dir) {
   tg::Tape tape;
   const tg::Tensor x = tg::tensor({0.5, -1.0}, tg::f64);
   const double t = 0.25;
-  tg::Tensor w1 = tg::tensor({{0.3, -0.2}, {0.1, 0.4}}, tg::f64).requires_grad(true);
-  tg::Tensor b1 = tg::tensor({0.05, -0.05}, tg::f64).requires_grad(true);
-  tg::Tensor w2 = tg::tensor({0.7, -0.6}, tg::f64).requires_grad(true);
-  tg::Tensor b2 = tg::full({}, 0.1, tg::f64).requires_grad(true);
-  const tg::Tensor h = tg::tanh(tg::sum(w1 * x, 1) + b1);
-  const tg::Tensor y = tg::sum(w2 * h) + b2;
-  const tg::Tensor loss = tg::pow(y - t, 2.0);
+  // Named tensors are labelled by name in the tape, the trace, the graph and the page.
+  tg::name(x, "x");
+  tg::Tensor w1 =
+      tg::name(tg::tensor({{0.3, -0.2}, {0.1, 0.4}}, tg::f64).requires_grad(true), "W1");
+  tg::Tensor b1 = tg::name(tg::tensor({0.05, -0.05}, tg::f64).requires_grad(true), "b1");
+  tg::Tensor w2 = tg::name(tg::tensor({0.7, -0.6}, tg::f64).requires_grad(true), "w2");
+  tg::Tensor b2 = tg::name(tg::full({}, 0.1, tg::f64).requires_grad(true), "b2");
+  const tg::Tensor h = tg::name(tg::tanh(tg::sum(w1 * x, 1) + b1), "h");
+  const tg::Tensor y = tg::name(tg::sum(w2 * h) + b2, "y");
+  const tg::Tensor loss = tg::name(tg::pow(y - t, 2.0), "L");
   fmt::print("   forward: h = [{:.8f}, {:.8f}], y = {:.8f}, L = {:.8f}\n   the tape:\n", h.at({0}),
              h.at({1}), y.item(), loss.item());
   std::cout << tape;
   tg::BackwardTrace trace;
-  loss.backward(tg::Tensor(), {.retain_graph = true});
+  loss.backward();  // frees the saved residuals; the graph, its values and names stay
   fmt::print("   the backward pass:\n{}", trace.str());
   const double dy = 2 * (y.item() - t);
   for (std::int64_t j = 0; j < 2; ++j) {
@@ -96,8 +121,9 @@ void two_layers(const std::string& out_dir) {
     }
   }
   check("dL/db2", b2.grad().item(), dy);
-  write_graph(tape, loss, {{"x", x}, {"W1", w1}, {"b1", b1}, {"w2", w2}, {"b2", b2}}, out_dir,
-              "two_layers");
+  write_graph(tape, loss, {}, out_dir, "two_layers");
+  write_page(tape, loss, trace, {w1, b1, w2, b2}, out_dir, "two_layers",
+             "tapegrad: backprop through two layers");
 }
 
 // 3. Softmax and cross-entropy with a confident wrong prediction. The gradient of
@@ -138,6 +164,25 @@ void softmax_cross_entropy() {
   }
 }
 
+// 4. The softmax Jacobian on the page: p = softmax(z), L = −log p[2]. The page's softmax step
+//    shows the explicit J = diag(p) − p pᵀ beside the rule p ⊙ (g − ⟨g, p⟩) that never forms
+//    it; the gradient that reaches the logits is p − onehot(2).
+void softmax_page(const std::string& out_dir) {
+  fmt::print("\n4. The softmax Jacobian, step by step: L = -log softmax(z)[2]\n");
+  tg::Tape tape;
+  tg::Tensor z = tg::name(tg::tensor({{2.0, 0.5, -1.0}}, tg::f64).requires_grad(true), "z");
+  const tg::Tensor p = tg::name(tg::softmax(z, 1), "p");
+  const tg::Tensor loss = tg::name(tg::nll_loss(tg::log(p), tg::int64_tensor({2})), "L");
+  tg::BackwardTrace trace;
+  loss.backward();
+  for (std::int64_t j = 0; j < 3; ++j) {
+    check(fmt::format("dL/dz[{}]", j).c_str(), z.grad().at({0, j}),
+          p.at({0, j}) - (j == 2 ? 1.0 : 0.0));
+  }
+  write_page(tape, loss, trace, {z}, out_dir, "softmax",
+             "tapegrad: the softmax Jacobian beside its rule");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -145,6 +190,9 @@ int main(int argc, char** argv) {
   single_neuron();
   two_layers(out_dir);
   softmax_cross_entropy();
+  softmax_page(out_dir);
+  std::ofstream(out_dir + "/expected_gradients.json")
+      << fmt::format("{{{}}}\n", fmt::join(expected_gradients, ",\n"));
   fmt::print("\n{}\n", failures == 0 ? "every gradient matches its hand derivation"
                                      : fmt::format("{} gradients do not match", failures));
   return failures == 0 ? 0 : 1;
