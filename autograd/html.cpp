@@ -537,12 +537,12 @@ std::string page_template() {
   #inspector { border-top: 1px solid var(--line); margin-top: 14px; }
   #graph .node { cursor: pointer; }
   #graph .node.pending { opacity: 0.3; }
-  #graph .node.current > polygon, #graph .node.current > ellipse { fill: #ffe08a; stroke-width: 2.5; }
-  #graph .node.input > ellipse, #graph .node.input > polygon { fill: #cfe3ff; stroke: var(--fwd); stroke-width: 2; }
-  #graph .node.output > ellipse { fill: #d7f5dd; stroke: #2a8a45; stroke-width: 2; }
-  #graph .node.grad-from > ellipse { fill: #ffd9c2; stroke: var(--bwd); stroke-width: 2; }
-  #graph .node.grad-to > ellipse, #graph .node.grad-to > polygon { fill: #ffe9dc; stroke: var(--bwd); stroke-width: 2; }
-  #graph .node.selected > ellipse { stroke: #7b2cbf; stroke-width: 3; stroke-dasharray: 4 2; }
+  #graph .node.current > :is(ellipse, polygon, path) { fill: #ffe08a; stroke-width: 2.5; }
+  #graph .node.input > :is(ellipse, polygon, path) { fill: #cfe3ff; stroke: var(--fwd); stroke-width: 2; }
+  #graph .node.output > :is(ellipse, polygon, path) { fill: #d7f5dd; stroke: #2a8a45; stroke-width: 2; }
+  #graph .node.grad-from > :is(ellipse, polygon, path) { fill: #ffd9c2; stroke: var(--bwd); stroke-width: 2; }
+  #graph .node.grad-to > :is(ellipse, polygon, path) { fill: #ffe9dc; stroke: var(--bwd); stroke-width: 2; }
+  #graph .node.selected > :is(ellipse, polygon, path) { stroke: #7b2cbf; stroke-width: 3; stroke-dasharray: 4 2; }
   #graph .edge.active > path, #graph .edge.active > line { stroke: var(--fwd); stroke-width: 2.5; }
   #graph .edge.active > polygon { fill: var(--fwd); stroke: var(--fwd); }
   #graph .edge.active-back > path, #graph .edge.active-back > line { stroke: var(--bwd); stroke-width: 2.5; }

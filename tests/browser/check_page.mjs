@@ -134,11 +134,11 @@ async function checkPage(browser, file, leaves) {
     }
   }
 
-  // The screenshot: a backward step in the middle of the pass, with the first leaf selected.
+  // The screenshot: the softmax step if there is one, else a backward step in the middle of the
+  // pass, with the first leaf selected.
   await page.keyboard.press('Home');
-  for (let k = 0; k < data.entries.length + Math.floor(data.backward.length / 2); k++) {
-    await page.keyboard.press('ArrowRight');
-  }
+  const pictured = data.entries.length + (softmax >= 0 ? softmax : Math.floor(data.backward.length / 2));
+  for (let k = 0; k < pictured; k++) await page.keyboard.press('ArrowRight');
   const first = data.tensors.find((t) => t.label === Object.keys(leaves)[0]);
   if (first) await page.click(`#${first.id}`);
   const shot = path.join(pagesDir, file.replace(/\.html$/, '.png'));
