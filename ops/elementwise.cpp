@@ -5,8 +5,9 @@
 //   mul  y = a ⊙ b      da = g ⊙ b      db = g ⊙ a
 //   div  y = a / b      da = g / b      db = −g ⊙ y / b
 //   add_scalar  y = a + c    da = g;    mul_scalar  y = c·a    da = c·g;    neg  y = −a   da = −g
-//   maximum  y = max(a, b)   da = g ⊙ ([a > b] + ½[a = b])   db = g ⊙ ([b > a] + ½[a = b])
-//   minimum  y = min(a, b)   da = g ⊙ ([a < b] + ½[a = b])   db = g ⊙ ([b < a] + ½[a = b])
+//   maximum  y = max(a, b)   da = g ⊙ (½ if a = b else [not a < b])   db likewise
+//   minimum  y = min(a, b)   da = g ⊙ (½ if a = b else [not a > b])   db likewise
+//            (as PyTorch: a NaN operand makes y NaN and both sides get g)
 //
 // Rules return gradients in the broadcast output shape; the engine sums them back to each input.
 #include <cmath>
@@ -94,15 +95,16 @@ void neg_backward(BackwardContext& ctx, const NoAttrs&) {
 }
 const Op<> kNeg{"neg", "da = −g", neg_forward, neg_backward};
 
-// The share of the gradient that goes to `mine` in maximum (larger = true) or minimum: 1 where it
-// is selected, ½ at a tie, 0 elsewhere. Piecewise constant, so a constant factor of the rule,
-// which keeps the rule differentiable in g.
+// The share of the gradient that goes to `mine` in maximum (larger = true) or minimum: ½ at a tie,
+// 0 where the other side wins, 1 elsewhere, so a NaN on either side sends g to both, as PyTorch's
+// where(a == b, g/2, g).masked_fill(a < b, 0). Piecewise constant, so a constant factor of the
+// rule, which keeps the rule differentiable in g.
 Tensor selected_share(const Tensor& mine, const Tensor& other, bool larger, const char* op) {
   return detail::map_binary(mine, other, op, [&](const auto& x, const auto& y) {
     using T = typename std::decay_t<decltype(x)>::Scalar;
     return x.binaryExpr(y, [larger](T m, T o) {
       if (m == o) return T(0.5);
-      return (larger ? m > o : m < o) ? T(1) : T(0);
+      return (larger ? m < o : m > o) ? T(0) : T(1);
     });
   });
 }
@@ -129,9 +131,9 @@ void extremum_backward(BackwardContext& ctx, const Extremum& e) {
   if (ctx.needs_grad(0)) ctx.set_grad(0, ctx.grad_output() * selected_share(a, b, e.larger, op));
   if (ctx.needs_grad(1)) ctx.set_grad(1, ctx.grad_output() * selected_share(b, a, e.larger, op));
 }
-const Op<Extremum> kMaximum{"maximum", "da = g ⊙ ([a > b] + ½[a = b]), db likewise",
+const Op<Extremum> kMaximum{"maximum", "da = g ⊙ (½ if a = b else [not a < b]), db likewise",
                             extremum_forward, extremum_backward};
-const Op<Extremum> kMinimum{"minimum", "da = g ⊙ ([a < b] + ½[a = b]), db likewise",
+const Op<Extremum> kMinimum{"minimum", "da = g ⊙ (½ if a = b else [not a > b]), db likewise",
                             extremum_forward, extremum_backward};
 
 }  // namespace

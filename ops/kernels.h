@@ -4,6 +4,8 @@
 #include <Eigen/Core>
 
 #include <array>
+#include <cmath>
+#include <limits>
 
 #include "autograd/parallel.h"
 #include "autograd/tensor.h"
@@ -18,6 +20,99 @@ template <class T>
 using ColumnVector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 template <class T>
 using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+
+// exp, log and sqrt for kernels, exact at the ends of their range where Eigen's packet versions
+// are not (Eigen 3.4, measured against std:: in tests/ops/numerics_test.cpp):
+// - pexp clamps its argument to ±88.72 (float) / ±709.78 (double), so every x below, −inf
+//   included, gives the same denormal (2.9e-39 / 5.6e-309) instead of the true denormal or 0: a
+//   −inf mask leaked probability into softmax and logsumexp.
+// - plog raises denormals to the smallest normal: log(1e-40f) came out −87.3 instead of −92.1.
+// - psqrt for float is rsqrt and one Newton step (EIGEN_FAST_MATH): up to 3 ulp off, 0 for
+//   denormals, NaN for +inf and +inf for negative denormals.
+// Scalar paths (the tail of a row shorter than a packet) call std::, so an uncorrected packet path
+// also made the answer depend on the row length. Use these instead of .exp(), .log(), .sqrt().
+template <class T>
+struct ExpOp {
+  T operator()(T x) const { return std::exp(x); }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    using namespace Eigen::internal;
+    // Below log(smallest normal) the result is denormal or 0, which the clamp cannot produce:
+    // there exp(x) = exp(x + 40)·e⁻⁴⁰, where x + 40 is exact (same binade) and inside the clamp,
+    // and the product rounds once to the denormal (or underflows to 0, for −inf too).
+    constexpr T log_min_normal = sizeof(T) == 4 ? T(-87.33) : T(-708.39);
+    const Packet tail = pcmp_lt(x, pset1<Packet>(log_min_normal));
+    const Packet shifted = padd(x, pand(tail, pset1<Packet>(T(40))));
+    const Packet scale =
+        pselect(tail, pset1<Packet>(T(4.248354255291589e-18)), pset1<Packet>(T(1)));
+    return pmul(pexp(shifted), scale);
+  }
+};
+
+template <class T>
+struct LogOp {
+  T operator()(T x) const { return std::log(x); }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    using namespace Eigen::internal;
+    // Denormals are scaled into the normal range by 2ᵏ (exact) and k·ln 2 taken off again; 0 stays
+    // 0 (−inf) and negatives stay negative (NaN).
+    // (A branch, since that is rare: the common case pays one comparison.)
+    constexpr int k = std::numeric_limits<T>::digits + 1;
+    const Packet denormal = pcmp_lt(x, pset1<Packet>(std::numeric_limits<T>::min()));
+    if (!predux_any(denormal)) return plog(x);
+    const Packet scaled = pselect(denormal, pmul(x, pset1<Packet>(std::ldexp(T(1), k))), x);
+    return psub(plog(scaled), pand(denormal, pset1<Packet>(T(k * 0.6931471805599453))));
+  }
+};
+
+// Correctly rounded packet square roots (the instructions), where Eigen's fast float psqrt is not.
+#if defined(EIGEN_VECTORIZE_SSE2)
+inline __m128 exact_psqrt(__m128 x) {
+  return _mm_sqrt_ps(x);
+}
+inline __m128d exact_psqrt(__m128d x) {
+  return _mm_sqrt_pd(x);
+}
+#endif
+#if defined(EIGEN_VECTORIZE_AVX)
+inline __m256 exact_psqrt(__m256 x) {
+  return _mm256_sqrt_ps(x);
+}
+inline __m256d exact_psqrt(__m256d x) {
+  return _mm256_sqrt_pd(x);
+}
+#endif
+#if defined(EIGEN_VECTORIZE_AVX512)
+inline __m512 exact_psqrt(__m512 x) {
+  return _mm512_sqrt_ps(x);
+}
+inline __m512d exact_psqrt(__m512d x) {
+  return _mm512_sqrt_pd(x);
+}
+#endif
+
+template <class T>
+struct SqrtOp {
+  T operator()(T x) const { return std::sqrt(x); }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    return exact_psqrt(x);
+  }
+};
+
+template <class Derived>
+auto exp_array(const Eigen::ArrayBase<Derived>& x) {
+  return x.unaryExpr(ExpOp<typename Derived::Scalar>{});
+}
+template <class Derived>
+auto log_array(const Eigen::ArrayBase<Derived>& x) {
+  return x.unaryExpr(LogOp<typename Derived::Scalar>{});
+}
+template <class Derived>
+auto sqrt_array(const Eigen::ArrayBase<Derived>& x) {
+  return x.unaryExpr(SqrtOp<typename Derived::Scalar>{});
+}
 
 template <class T>
 Eigen::Map<Vector<T>> flat(Tensor& t) {
@@ -160,3 +255,27 @@ Shape keepdim_shape(const Shape& shape, int axis);
 Tensor unsqueeze_reduced(const Tensor& grad, const Shape& input_shape, int axis, bool keepdim);
 
 }  // namespace tg::detail
+
+namespace Eigen::internal {
+template <class T>
+struct functor_traits<tg::detail::ExpOp<T>> {
+  enum {
+    Cost = functor_traits<scalar_exp_op<T>>::Cost + 4 * NumTraits<T>::AddCost,
+    PacketAccess = packet_traits<T>::HasExp
+  };
+};
+template <class T>
+struct functor_traits<tg::detail::LogOp<T>> {
+  enum {
+    Cost = functor_traits<scalar_log_op<T>>::Cost + 4 * NumTraits<T>::AddCost,
+    PacketAccess = packet_traits<T>::HasLog
+  };
+};
+template <class T>
+struct functor_traits<tg::detail::SqrtOp<T>> {
+  enum {
+    Cost = functor_traits<scalar_sqrt_op<T>>::Cost,
+    PacketAccess = requires(typename packet_traits<T>::type p){tg::detail::exact_psqrt(p);}
+};
+};  // namespace Eigen::internal
+}  // namespace Eigen::internal

@@ -2,7 +2,10 @@
 //
 //   sum          y = Σₐ x            dx = broadcast(g)
 //   mean         y = Σₐ x / n        dx = broadcast(g) / n
-//   max          y = maxₐ x          dx = broadcast(g) ⊙ onehot(first argmax)
+//   max          y = maxₐ x          dx = broadcast(g) ⊙ onehot(first argmax; the first NaN wins)
+//
+// Over nothing, as PyTorch: a sum is 0, a mean NaN (0/0), a max an error; gradients have the
+// input's (empty) shape.
 //   sum_to       y = x summed to s   dx = broadcast(g)
 //   broadcast_to y = x repeated to s dx = g (the engine sums it back to x's shape)
 #include <array>
@@ -254,10 +257,16 @@ void register_reduce_ops(OpRegistry& registry) {
                                  {"[3, 4]", {sample({3, 4}, dtype, gen)}},
                                  {"[2, 3, 4]", {sample({2, 3, 4}, dtype, gen)}}};
   };
+  // A sum over nothing is 0 (mean and max over nothing are NaN and an error: not samples).
+  const auto sum_samples = [=](DType dtype) {
+    std::vector<OpSample> samples = axis_samples(dtype);
+    samples.push_back({"[2, 0] empty", {zeros({2, 0}, dtype)}});
+    return samples;
+  };
   const auto ones_row = [](const std::vector<Tensor>& in) {
     return std::vector{ones({1, in[0].numel()}, f64)};
   };
-  registry.add({"sum", [](const auto& in) { return sum(in[0]); }, axis_samples, ones_row});
+  registry.add({"sum", [](const auto& in) { return sum(in[0]); }, sum_samples, ones_row});
   registry.add({"mean", [](const auto& in) { return mean(in[0]); }, axis_samples,
                 [](const auto& in) {
                   return std::vector{full({1, in[0].numel()}, 1.0 / double(in[0].numel()), f64)};
@@ -267,7 +276,7 @@ void register_reduce_ops(OpRegistry& registry) {
       const std::string suffix = fmt::format("(axis={}, keepdim={})", axis, keepdim);
       registry.add({"sum" + suffix,
                     [=](const auto& in) { return sum(in[0], axis, keepdim); },
-                    axis_samples,
+                    sum_samples,
                     {}});
       registry.add({"mean" + suffix,
                     [=](const auto& in) { return mean(in[0], axis, keepdim); },

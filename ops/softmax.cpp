@@ -1,9 +1,19 @@
-// The softmax family along one axis, all shifted by the maximum so no exp overflows: finite for
-// inputs of any finite magnitude.
+// The softmax family along one axis, all shifted by the maximum m so no exp overflows: accurate to
+// a few ulps for inputs of any finite magnitude.
 //
 //   softmax      s = exp(x − m) / Σ exp(x − m)       dx = s ⊙ (g − ⟨g, s⟩)
-//   log_softmax  y = x − m − log Σ exp(x − m)        dx = g − exp(y) ⊙ Σ g
-//   logsumexp    y = m + log Σ exp(x − m)            dx = g ⊙ exp(x − y)
+//   log_softmax  y = (x − m) − log Σ exp(x − m)      dx = g − exp(y) ⊙ Σ g
+//   logsumexp    y = m + log Σ exp(x − m)            dx = g ⊙ softmax(x)
+//
+// The shift is subtracted before anything else: x − (m + log Σ) loses the shift to rounding once
+// |m| is large (float32 logits [1e4, 1e4] gave −0.69336 for −0.693147), and logsumexp's textbook
+// gradient exp(x − y) does too (y = m + log Σ rounds to m: [1, 1] instead of [½, ½] at 1e30).
+//
+// −inf entries (masks) get probability exactly 0 and, in softmax and logsumexp, gradient exactly 0.
+// A row with no finite maximum behaves as in PyTorch: softmax and log_softmax of a row that is all
+// −inf or holds a +inf are NaN; logsumexp is −inf for an all −inf row and +inf with a +inf entry
+// (its shift is the maximum only where finite), its gradient NaN there, except 0 at the finite
+// entries of a row with a +inf.
 //
 // The softmax Jacobian is diag(s) − s sᵀ: its diagonal s(1 − s) alone is not the derivative
 // (every output depends on every input), and the backward rule above is that full Jacobian
@@ -24,35 +34,38 @@ using detail::RowMatrix;
 using detail::RowVector;
 using detail::Vector;
 
-enum class Normalizer { softmax, log_softmax, logsumexp };
+// logsumexp_gradient is softmax shifted as logsumexp is: the first-order gradient of logsumexp.
+enum class Normalizer { softmax, log_softmax, logsumexp, logsumexp_gradient };
 
 struct AxisAttrs {
   int axis;
   bool keepdim;
 };
 
-// A shift by a non-finite maximum would turn every entry into NaN; shifting by 0 instead keeps
-// -inf entries at probability 0 and lets a +inf entry produce the NaN it should.
+// The shift of a slice with maximum m. logsumexp shifts by m only where it is finite: by 0 an
+// all −inf slice sums to 0 (log: −inf) and a +inf entry sums to +inf, PyTorch's values. softmax and
+// log_softmax shift by m itself, which makes such a slice NaN, as in PyTorch.
 template <class T>
-T finite_or_zero(T m) {
-  return std::isfinite(m) ? m : T(0);
+T shift_of(T m, Normalizer kind) {
+  const bool finite_only = kind == Normalizer::logsumexp || kind == Normalizer::logsumexp_gradient;
+  return finite_only && !std::isfinite(m) ? T(0) : m;
 }
 
 template <class T>
 void normalize_vector(const T* x, T* out, std::int64_t n, Normalizer kind) {
   const Eigen::Map<const Vector<T>> v(x, n);
-  const T m = finite_or_zero(v.maxCoeff());
+  const T m = shift_of(v.maxCoeff(), kind);
   if (kind == Normalizer::logsumexp) {
-    *out = m + std::log((v - m).exp().sum());
+    *out = m + std::log(detail::exp_array(v - m).sum());
     return;
   }
   Eigen::Map<Vector<T>> y(out, n);
-  y = (v - m).exp();
+  y = detail::exp_array(v - m);
   const T total = y.sum();
-  if (kind == Normalizer::softmax) {
-    y /= total;
+  if (kind == Normalizer::log_softmax) {
+    y = (v - m) - std::log(total);
   } else {
-    y = v - (m + std::log(total));
+    y /= total;
   }
 }
 
@@ -60,18 +73,19 @@ template <class T>
 void normalize_block(const T* x, T* out, std::int64_t n, std::int64_t inner, Normalizer kind) {
   const Eigen::Map<const RowMatrix<T>> block(x, n, inner);
   const RowVector<T> m =
-      block.colwise().maxCoeff().unaryExpr([](T v) { return finite_or_zero(v); });
-  const RowMatrix<T> e = (block.rowwise() - m).array().exp().matrix();
+      block.colwise().maxCoeff().unaryExpr([kind](T v) { return shift_of(v, kind); });
+  const RowMatrix<T> shifted = block.rowwise() - m;
+  const RowMatrix<T> e = detail::exp_array(shifted.array()).matrix();
   const RowVector<T> total = e.colwise().sum();
   if (kind == Normalizer::logsumexp) {
-    Eigen::Map<RowVector<T>>(out, inner) = m.array() + total.array().log();
+    Eigen::Map<RowVector<T>>(out, inner) = m.array() + detail::log_array(total.array());
     return;
   }
   Eigen::Map<RowMatrix<T>> y(out, n, inner);
-  if (kind == Normalizer::softmax) {
-    y = e.array().rowwise() / total.array();
+  if (kind == Normalizer::log_softmax) {
+    y = shifted.rowwise() - detail::log_array(total.array()).matrix();
   } else {
-    y = block.rowwise() - (m.array() + total.array().log()).matrix();
+    y = e.array().rowwise() / total.array();
   }
 }
 
@@ -180,13 +194,25 @@ const Op<AxisAttrs> kLogSoftmax{"log_softmax", "dx = g − exp(y) ⊙ Σg", log_
 Tensor logsumexp_forward(ForwardContext& ctx, const AxisAttrs& a) {
   return normalize(ctx.input(0), a.axis, a.keepdim, Normalizer::logsumexp, "logsumexp");
 }
+// dx = g ⊙ softmax(x), the softmax shifted as logsumexp is (by the maximum where it is finite, else
+// by 0), not the textbook exp(x − y), wrong by the rounding of y at large magnitude. Composed, the
+// shift is a constant: softmax does not depend on it.
 void logsumexp_backward(BackwardContext& ctx, const AxisAttrs& a) {
   const Tensor& x = ctx.input(0);
   const Tensor g = detail::unsqueeze_reduced(ctx.grad_output(), x.shape(), a.axis, a.keepdim);
-  const Tensor y = detail::unsqueeze_reduced(ctx.output(), x.shape(), a.axis, a.keepdim);
-  ctx.set_grad(0, g * exp(x - y));
+  if (!ctx.create_graph() || x.shape()[a.axis] == 0) {
+    return ctx.set_grad(
+        0, g * normalize(x, a.axis, true, Normalizer::logsumexp_gradient, "logsumexp"));
+  }
+  const Tensor shift =
+      detail::map_unary(max(x.detach(), a.axis, true), "logsumexp", [](const auto& m) {
+        using T = typename std::decay_t<decltype(m)>::Scalar;
+        return m.isFinite().select(m, T(0));
+      });
+  const Tensor e = exp(x - shift);
+  ctx.set_grad(0, g * e / sum(e, a.axis, true));
 }
-const Op<AxisAttrs> kLogsumexp{"logsumexp", "dx = g ⊙ exp(x − y)", logsumexp_forward,
+const Op<AxisAttrs> kLogsumexp{"logsumexp", "dx = g ⊙ softmax(x)", logsumexp_forward,
                                logsumexp_backward};
 
 }  // namespace
@@ -246,13 +272,23 @@ Tensor slice_jacobian(const Tensor& x, std::int64_t axis_in, bool reduces,
 }  // namespace
 
 void register_softmax_ops(OpRegistry& registry) {
-  const auto samples_for_axis = [](std::int64_t axis) {
-    return [axis](DType dtype) {
+  // Random slices, slices at magnitude 1e4 (exact in float32 too) and, except for log_softmax
+  // (−inf outputs, which finite differences cannot take), slices with −inf masks.
+  const auto samples_for_axis = [](std::int64_t axis, bool masks) {
+    return [axis, masks](DType dtype) {
       Generator gen(53);
       std::vector<OpSample> samples;
       for (const Shape& shape : std::vector<Shape>{{1}, {3}, {5, 7}, {2, 3, 4}}) {
         if (axis >= shape.rank() || -axis > shape.rank()) continue;
         samples.push_back({shape.str(), {sample(shape, dtype, gen, -3, 3)}});
+      }
+      samples.push_back(
+          {"[2, 3] at ±1e4",
+           {from_vector({1e4, 1e4 + 0.5, 1e4 - 1, -1e4, -1e4 + 2, -1e4}, {2, 3}, dtype)}});
+      if (masks) {
+        samples.push_back(
+            {"[2, 4] with −inf masks",
+             {from_vector({0.5, -INFINITY, 1, -INFINITY, -INFINITY, 2, -1, 0}, {2, 4}, dtype)}});
       }
       return samples;
     };
@@ -261,14 +297,14 @@ void register_softmax_ops(OpRegistry& registry) {
     const std::string suffix = fmt::format("(axis={})", axis);
     registry.add(
         {"softmax" + suffix, [=](const auto& in) { return softmax(in[0], axis); },
-         samples_for_axis(axis),
+         samples_for_axis(axis, true),
          [=](const auto& in) {
            return std::vector{slice_jacobian(in[0], axis, false, [](const auto& s, auto k, auto l) {
              return (k == l ? s[std::size_t(k)] : 0.0) - s[std::size_t(k)] * s[std::size_t(l)];
            })};
          }});
     registry.add({"log_softmax" + suffix, [=](const auto& in) { return log_softmax(in[0], axis); },
-                  samples_for_axis(axis),
+                  samples_for_axis(axis, false),
                   [=](const auto& in) {
                     return std::vector{
                         slice_jacobian(in[0], axis, false, [](const auto& s, auto k, auto l) {
@@ -277,7 +313,7 @@ void register_softmax_ops(OpRegistry& registry) {
                   }});
     registry.add(
         {"logsumexp" + suffix, [=](const auto& in) { return logsumexp(in[0], axis); },
-         samples_for_axis(axis),
+         samples_for_axis(axis, true),
          [=](const auto& in) {
            return std::vector{slice_jacobian(
                in[0], axis, true, [](const auto& s, auto, auto l) { return s[std::size_t(l)]; })};

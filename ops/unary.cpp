@@ -3,19 +3,22 @@
 //   exp      y = eˣ              dx = g ⊙ y
 //   log      y = ln x            dx = g / x
 //   sqrt     y = √x              dx = g / (2y)
-//   abs      y = |x|             dx = g ⊙ sign(x)            (0 at x = 0, as PyTorch)
+//   abs      y = |x|             dx = g ⊙ sgn(x)             (sgn 0 at 0 and at NaN, as PyTorch)
 //   tanh     y = tanh x          dx = g ⊙ (1 − y²)
 //   sigmoid  y = 1/(1 + e⁻ˣ)     dx = g ⊙ y ⊙ (1 − y)
-//   relu     y = max(x, 0)       dx = g ⊙ [x > 0]
+//   relu     y = max(x, 0)       dx = g ⊙ [not x ≤ 0]        (0 at 0, g at NaN, as PyTorch)
 //   erf      y = erf x           dx = g ⊙ (2/√π) e^(−x²)
-//   clamp    y = min(max(x, lo), hi)   dx = g ⊙ [lo ≤ x ≤ hi]
+//   clamp    y = min(max(x, lo), hi)   dx = g ⊙ [lo ≤ x ≤ hi]   (hi everywhere if lo > hi)
 //   sin      y = sin x           dx = g ⊙ cos x
 //   cos      y = cos x           dx = −g ⊙ sin x
 //   log1p    y = ln(1 + x)       dx = g / (1 + x)
 //   softplus y = ln(1 + eˣ)      dx = g ⊙ sigmoid(x)
 //   leaky_relu  y = x or s·x     dx = g ⊙ (1 if x > 0 else s)
-//   pow      y = xᵖ              dx = g ⊙ p·xᵖ⁻¹
+//   pow      y = xᵖ              dx = g ⊙ p·xᵖ⁻¹             (0 everywhere for p = 0)
 //   cast     y = x in dtype d    dx = g in x's dtype
+//
+// Every kernel is exact at the ends of its range (±inf, ±max, denormals, NaN, as std:: and
+// PyTorch): exp, log and sqrt go through the corrected packet functions of ops/kernels.h.
 #include <cmath>
 
 #include "autograd/tape.h"
@@ -30,7 +33,7 @@ template <class T>
 using Scalar = typename std::decay_t<T>::Scalar;
 
 Tensor exp_forward(ForwardContext& ctx, const NoAttrs&) {
-  return detail::map_unary(ctx.input(0), "exp", [](const auto& x) { return x.exp(); });
+  return detail::map_unary(ctx.input(0), "exp", [](const auto& x) { return detail::exp_array(x); });
 }
 void exp_backward(BackwardContext& ctx, const NoAttrs&) {
   ctx.set_grad(0, ctx.grad_output() * ctx.output());
@@ -38,7 +41,7 @@ void exp_backward(BackwardContext& ctx, const NoAttrs&) {
 const Op<> kExp{"exp", "dx = g ⊙ y", exp_forward, exp_backward};
 
 Tensor log_forward(ForwardContext& ctx, const NoAttrs&) {
-  return detail::map_unary(ctx.input(0), "log", [](const auto& x) { return x.log(); });
+  return detail::map_unary(ctx.input(0), "log", [](const auto& x) { return detail::log_array(x); });
 }
 void log_backward(BackwardContext& ctx, const NoAttrs&) {
   ctx.set_grad(0, ctx.grad_output() / ctx.input(0));
@@ -46,7 +49,8 @@ void log_backward(BackwardContext& ctx, const NoAttrs&) {
 const Op<> kLog{"log", "dx = g / x", log_forward, log_backward};
 
 Tensor sqrt_forward(ForwardContext& ctx, const NoAttrs&) {
-  return detail::map_unary(ctx.input(0), "sqrt", [](const auto& x) { return x.sqrt(); });
+  return detail::map_unary(ctx.input(0), "sqrt",
+                           [](const auto& x) { return detail::sqrt_array(x); });
 }
 void sqrt_backward(BackwardContext& ctx, const NoAttrs&) {
   ctx.set_grad(0, ctx.grad_output() / ctx.output() * 0.5);
@@ -57,8 +61,11 @@ Tensor abs_forward(ForwardContext& ctx, const NoAttrs&) {
   return detail::map_unary(ctx.input(0), "abs", [](const auto& x) { return x.abs(); });
 }
 void abs_backward(BackwardContext& ctx, const NoAttrs&) {
-  const Tensor sign =
-      detail::map_unary(ctx.input(0), "abs", [](const auto& x) { return x.sign(); });
+  // Eigen's sign(NaN) is NaN; PyTorch's sgn(NaN), the factor of its rule, is 0.
+  const Tensor sign = detail::map_unary(ctx.input(0), "abs", [](const auto& x) {
+    using T = Scalar<decltype(x)>;
+    return x.unaryExpr([](T v) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0); });
+  });
   ctx.set_grad(0, ctx.grad_output() * sign);
 }
 const Op<> kAbs{"abs", "dx = g ⊙ sign(x)", abs_forward, abs_backward};
@@ -82,7 +89,7 @@ Tensor sigmoid_forward(ForwardContext& ctx, const NoAttrs&) {
   // 1/(1 + e⁻ˣ) saturates cleanly at both ends: e⁻ˣ = inf gives 0, never NaN.
   return detail::map_unary(ctx.input(0), "sigmoid", [](const auto& x) {
     using T = Scalar<decltype(x)>;
-    return T(1) / (T(1) + (-x).exp());
+    return T(1) / (T(1) + detail::exp_array(-x));
   });
 }
 void sigmoid_backward(BackwardContext& ctx, const NoAttrs&) {
@@ -99,19 +106,20 @@ Tensor relu_forward(ForwardContext& ctx, const NoAttrs&) {
   return detail::map_unary(ctx.input(0), "relu",
                            [](const auto& x) { return x.max(Scalar<decltype(x)>(0)); });
 }
+// As PyTorch's threshold_backward: g passes unless x ≤ 0, so a NaN input passes it on.
 void relu_backward(BackwardContext& ctx, const NoAttrs&) {
   const Tensor& x = ctx.input(0);
   if (ctx.create_graph()) {
-    const Tensor positive = detail::mask_where(x, "relu", [](auto v) { return v > 0; });
-    return ctx.set_grad(0, ctx.grad_output() * positive);
+    const Tensor passes = detail::mask_where(x, "relu", [](auto v) { return !(v <= 0); });
+    return ctx.set_grad(0, ctx.grad_output() * passes);
   }
   ctx.set_grad(0,
                detail::map_binary(ctx.grad_output(), x, "relu", [](const auto& g, const auto& x) {
                  using T = Scalar<decltype(x)>;
-                 return (x > T(0)).select(g, T(0));
+                 return (x <= T(0)).select(T(0), g);
                }));
 }
-const Op<> kRelu{"relu", "dx = g ⊙ [x > 0]", relu_forward, relu_backward};
+const Op<> kRelu{"relu", "dx = g ⊙ [not x ≤ 0]", relu_forward, relu_backward};
 
 Tensor erf_forward(ForwardContext& ctx, const NoAttrs&) {
   return detail::map_unary(ctx.input(0), "erf", [](const auto& x) {
@@ -168,7 +176,7 @@ const Op<> kLog1p{"log1p", "dx = g / (1 + x)", log1p_forward, log1p_backward};
 Tensor softplus_forward(ForwardContext& ctx, const NoAttrs&) {
   return detail::map_unary(ctx.input(0), "softplus", [](const auto& x) {
     using T = Scalar<decltype(x)>;
-    return x.max(T(0)) + (-x.abs()).exp().log1p();
+    return x.max(T(0)) + detail::exp_array(-x.abs()).log1p();
   });
 }
 void softplus_backward(BackwardContext& ctx, const NoAttrs&) {
@@ -200,12 +208,29 @@ const Op<SlopeAttrs> kLeakyRelu{"leaky_relu", "dx = g ⊙ (1 if x > 0 else s)", 
 struct PowAttrs {
   double exponent;
 };
+// As PyTorch, the exponents it special-cases are computed as products and roots (exact, and
+// with PyTorch's signs at −0 and −inf: (−0)^0.5 = −0, (−0)⁻¹ = −inf); other exponents by std::pow.
+// Eigen's packet pow gets the sign of odd powers of −inf and −0 wrong ((−inf)³ = +inf).
 Tensor pow_forward(ForwardContext& ctx, const PowAttrs& a) {
-  return detail::map_unary(ctx.input(0), "pow",
-                           [&](const auto& x) { return x.pow(Scalar<decltype(x)>(a.exponent)); });
+  return detail::map_unary(ctx.input(0), "pow", [&](const auto& x) {
+    using T = Scalar<decltype(x)>;
+    using Result = detail::Vector<T>;
+    const T p = T(a.exponent);
+    if (a.exponent == 2) return Result(x.square());
+    if (a.exponent == 3) return Result(x.cube());
+    if (a.exponent == 0.5) return Result(detail::sqrt_array(x));
+    if (a.exponent == -0.5) return Result(T(1) / detail::sqrt_array(x));
+    if (a.exponent == -1) return Result(T(1) / x);
+    if (a.exponent == -2) return Result(T(1) / x.square());
+    return Result(x.unaryExpr([p](T v) { return std::pow(v, p); }));
+  });
 }
+// x⁰ is constant: its gradient is 0 everywhere, also at x = 0 (and NaN), where 0·x⁻¹ would be NaN.
+// Since x¹'s rule is built from x⁰ and x²'s from x¹, their higher derivatives at 0 are right too.
 void pow_backward(BackwardContext& ctx, const PowAttrs& a) {
-  ctx.set_grad(0, ctx.grad_output() * pow(ctx.input(0), a.exponent - 1.0) * a.exponent);
+  const Tensor& x = ctx.input(0);
+  if (a.exponent == 0.0) return ctx.set_grad(0, zeros(x.shape(), x.dtype()));
+  ctx.set_grad(0, ctx.grad_output() * pow(x, a.exponent - 1.0) * a.exponent);
 }
 const Op<PowAttrs> kPow{"pow", "dx = g ⊙ p·xᵖ⁻¹", pow_forward, pow_backward};
 
@@ -270,8 +295,12 @@ Tensor leaky_relu(const Tensor& x, double negative_slope, SourceLocation locatio
   return kLeakyRelu({negative_slope}, location, x);
 }
 
+// lo > hi gives hi everywhere, as PyTorch documents. A NaN bound is refused (PyTorch would make
+// every output NaN).
 Tensor clamp(const Tensor& x, double low, double high, SourceLocation location) {
-  if (!(low <= high)) fail("clamp: expected low <= high, got low = {}, high = {}", low, high);
+  if (std::isnan(low) || std::isnan(high)) {
+    fail("clamp: expected bounds that are numbers, got low = {}, high = {}", low, high);
+  }
   return kClamp({low, high}, location, x);
 }
 
@@ -303,13 +332,20 @@ Tensor sample_away_from_zero(const Shape& shape, DType dtype, Generator& generat
 }
 
 void register_unary_ops(OpRegistry& registry) {
-  const auto samples = [](double low, double high) {
-    return [low, high](DType dtype) {
+  // Random samples in [low, high), plus, where given, fixed values at the ends of the op's range
+  // (saturation, tiny results, the special points where the op is still smooth).
+  const auto samples = [](double low, double high, std::vector<double> extremes = {}) {
+    return [low, high, extremes](DType dtype) {
       Generator gen(13);
-      return std::vector<OpSample>{{"[6]", {sample({6}, dtype, gen, low, high)}},
-                                   {"[2, 3]", {sample({2, 3}, dtype, gen, low, high)}},
-                                   {"[] scalar", {sample({}, dtype, gen, low, high)}},
-                                   {"[0] empty", {sample({0}, dtype, gen, low, high)}}};
+      std::vector<OpSample> out{{"[6]", {sample({6}, dtype, gen, low, high)}},
+                                {"[2, 3]", {sample({2, 3}, dtype, gen, low, high)}},
+                                {"[] scalar", {sample({}, dtype, gen, low, high)}},
+                                {"[0] empty", {sample({0}, dtype, gen, low, high)}}};
+      if (!extremes.empty()) {
+        out.push_back(
+            {"extremes", {from_vector(extremes, {std::int64_t(extremes.size())}, dtype)}});
+      }
+      return out;
     };
   };
   const auto away_from_zero = [](DType dtype) {
@@ -322,34 +358,37 @@ void register_unary_ops(OpRegistry& registry) {
       return std::vector{elementwise_jacobian(in[0], derivative)};
     };
   };
-  registry.add({"exp", [](const auto& in) { return exp(in[0]); }, samples(-2, 2),
+  registry.add({"exp", [](const auto& in) { return exp(in[0]); }, samples(-2, 2, {-30, -12, 0, 9}),
                 reference([](double x) { return std::exp(x); })});
-  registry.add({"log", [](const auto& in) { return log(in[0]); }, samples(0.3, 3),
+  registry.add({"log", [](const auto& in) { return log(in[0]); }, samples(0.3, 3, {1e-3, 1, 1e4}),
                 reference([](double x) { return 1.0 / x; })});
-  registry.add({"sqrt", [](const auto& in) { return sqrt(in[0]); }, samples(0.3, 3),
+  registry.add({"sqrt", [](const auto& in) { return sqrt(in[0]); }, samples(0.3, 3, {1e-3, 1, 1e4}),
                 reference([](double x) { return 0.5 / std::sqrt(x); })});
   registry.add({"abs", [](const auto& in) { return abs(in[0]); }, away_from_zero,
                 reference([](double x) { return x > 0 ? 1.0 : -1.0; })});
-  registry.add({"tanh", [](const auto& in) { return tanh(in[0]); }, samples(-2, 2),
+  registry.add({"tanh", [](const auto& in) { return tanh(in[0]); },
+                samples(-2, 2, {-6, 0, 1e-4, 6}),
                 reference([](double x) { return 1.0 - std::tanh(x) * std::tanh(x); })});
-  registry.add({"sigmoid", [](const auto& in) { return sigmoid(in[0]); }, samples(-3, 3),
-                reference([](double x) {
+  registry.add({"sigmoid", [](const auto& in) { return sigmoid(in[0]); },
+                samples(-3, 3, {-12, 0, 12}), reference([](double x) {
                   const double s = 1.0 / (1.0 + std::exp(-x));
                   return s * (1.0 - s);
                 })});
-  registry.add({"erf", [](const auto& in) { return erf(in[0]); }, samples(-2, 2),
+  registry.add({"erf", [](const auto& in) { return erf(in[0]); }, samples(-2, 2, {-3.5, 0, 3.5}),
                 reference([](double x) { return 2.0 / std::sqrt(M_PI) * std::exp(-x * x); })});
   registry.add({"relu", [](const auto& in) { return relu(in[0]); }, away_from_zero,
                 reference([](double x) { return x > 0 ? 1.0 : 0.0; })});
   registry.add({"leaky_relu", [](const auto& in) { return leaky_relu(in[0], 0.1); }, away_from_zero,
                 reference([](double x) { return x > 0 ? 1.0 : 0.1; })});
-  registry.add({"sin", [](const auto& in) { return sin(in[0]); }, samples(-3, 3),
+  registry.add({"sin", [](const auto& in) { return sin(in[0]); }, samples(-3, 3, {-100, 0, 50}),
                 reference([](double x) { return std::cos(x); })});
-  registry.add({"cos", [](const auto& in) { return cos(in[0]); }, samples(-3, 3),
+  registry.add({"cos", [](const auto& in) { return cos(in[0]); }, samples(-3, 3, {-100, 0, 50}),
                 reference([](double x) { return -std::sin(x); })});
-  registry.add({"log1p", [](const auto& in) { return log1p(in[0]); }, samples(-0.7, 3),
+  registry.add({"log1p", [](const auto& in) { return log1p(in[0]); },
+                samples(-0.7, 3, {-0.9, 1e-6, 0, 1e3}),
                 reference([](double x) { return 1.0 / (1.0 + x); })});
-  registry.add({"softplus", [](const auto& in) { return softplus(in[0]); }, samples(-4, 4),
+  registry.add({"softplus", [](const auto& in) { return softplus(in[0]); },
+                samples(-4, 4, {-30, -10, 0, 10, 30}),
                 reference([](double x) { return 1.0 / (1.0 + std::exp(-x)); })});
   // Samples in [-2, 2) with |x| >= 0.2 keep clear of the bounds ±1.1 only by chance, so the
   // clamp samples are drawn away from the bounds explicitly.
@@ -362,8 +401,15 @@ void register_unary_ops(OpRegistry& registry) {
                 reference([](double x) { return x >= -1.0 && x <= 1.0 ? 1.0 : 0.0; })});
   registry.add({"pow", [](const auto& in) { return pow(in[0], 2.5); }, samples(0.3, 3),
                 reference([](double x) { return 2.5 * std::pow(x, 1.5); })});
-  registry.add({"pow_integer", [](const auto& in) { return pow(in[0], 3.0); }, samples(-2, 2),
-                reference([](double x) { return 3.0 * x * x; })});
+  // Through 0, where xᵖ with a small integer p is smooth and every order of its derivative is
+  // defined (x⁰'s gradient 0, not 0·x⁻¹ = NaN).
+  registry.add({"pow_integer", [](const auto& in) { return pow(in[0], 3.0); },
+                samples(-2, 2, {-1.5, 0, 2}), reference([](double x) { return 3.0 * x * x; })});
+  for (const double p : {0.0, 1.0, 2.0}) {
+    registry.add({fmt::format("pow(x, {})", p), [p](const auto& in) { return pow(in[0], p); },
+                  samples(-2, 2, {-1.5, 0, 2}),
+                  reference([p](double x) { return p == 0 ? 0.0 : p * std::pow(x, p - 1); })});
+  }
   registry.add({"cast", [](const auto& in) { return cast(in[0], f64); }, samples(-2, 2),
                 reference([](double) { return 1.0; })});
 }
