@@ -854,13 +854,14 @@ def torch_scheduler(schedule, optimizer):
     return getattr(torch.optim.lr_scheduler, kind)(optimizer, **s)
 
 
-def run_optimizer(kind, options, schedule, initial, grads, dtype):
+def run_optimizer(kind, options, schedule, set_to_none, initial, grads, dtype):
     params = [p.to(dtype).clone().requires_grad_() for p in initial]
     optimizer = torch_optimizer(kind, options, params)
     scheduler = torch_scheduler(schedule, optimizer)
     trajectory, lrs = [], []
     for step in range(STEPS):
-        optimizer.zero_grad(set_to_none=True)
+        # set_to_none=False keeps a zero gradient once a parameter has had one: it is stepped.
+        optimizer.zero_grad(set_to_none=set_to_none)
         for i, p in enumerate(params):
             if grads[step][i] is not None:
                 p.grad = grads[step][i].to(dtype).clone()
@@ -873,28 +874,32 @@ def run_optimizer(kind, options, schedule, initial, grads, dtype):
 
 
 def optimizer_records():
+    # (optimizer, case, options, schedule, set_to_none)
     setups = [
-        ("SGD", "plain", {"lr": 0.1}, None),
-        ("SGD", "momentum 0.9", {"lr": 0.1, "momentum": 0.9}, None),
+        ("SGD", "plain", {"lr": 0.1}, None, True),
+        ("SGD", "momentum 0.9", {"lr": 0.1, "momentum": 0.9}, None, True),
+        ("SGD", "momentum 0.9, gradients zeroed instead of dropped", {"lr": 0.1, "momentum": 0.9},
+         None, False),
         ("SGD", "momentum, dampening, weight decay",
-         {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}, None),
+         {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}, None, True),
         ("SGD", "nesterov with weight decay",
-         {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, None),
-        ("Adam", "lr 0.01", {"lr": 0.01}, None),
+         {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, None, True),
+        ("Adam", "lr 0.01", {"lr": 0.01}, None, True),
+        ("Adam", "lr 0.01, gradients zeroed instead of dropped", {"lr": 0.01}, None, False),
         ("Adam", "betas, eps, weight decay",
-         {"lr": 0.02, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1}, None),
-        ("AdamW", "weight decay 0.01", {"lr": 0.01, "weight_decay": 0.01}, None),
+         {"lr": 0.02, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1}, None, True),
+        ("AdamW", "weight decay 0.01", {"lr": 0.01, "weight_decay": 0.01}, None, True),
         ("AdamW", "betas, eps, weight decay 0.1",
-         {"lr": 0.02, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1}, None),
+         {"lr": 0.02, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1}, None, True),
         ("SGD", "StepLR(step_size 3, gamma 0.5)", {"lr": 0.1, "momentum": 0.9},
-         {"kind": "StepLR", "step_size": 3, "gamma": 0.5}),
+         {"kind": "StepLR", "step_size": 3, "gamma": 0.5}, True),
         ("Adam", "CosineAnnealingLR(T_max 4, eta_min 0.001), past T_max", {"lr": 0.05},
-         {"kind": "CosineAnnealingLR", "T_max": 4, "eta_min": 0.001}),
+         {"kind": "CosineAnnealingLR", "T_max": 4, "eta_min": 0.001}, True),
         ("SGD", "CosineAnnealingLR(T_max 10)", {"lr": 0.1},
-         {"kind": "CosineAnnealingLR", "T_max": 10, "eta_min": 0.0}),
+         {"kind": "CosineAnnealingLR", "T_max": 10, "eta_min": 0.0}, True),
     ]
     records = []
-    for kind, name, options, schedule in setups:
+    for kind, name, options, schedule, set_to_none in setups:
         rng = rng_for("optim", kind, name)
         initial = [uniform(rng, shape) for shape in PARAMETER_SHAPES]
         grads = [[normal(rng, shape) if step in GRADIENT_STEPS[i] else None
@@ -902,8 +907,8 @@ def optimizer_records():
         for dtype_name, dtype in DTYPES.items():
             init = [p.to(dtype) for p in initial]
             g = [[None if x is None else x.to(dtype) for x in row] for row in grads]
-            trajectory, lrs = run_optimizer(kind, options, schedule, init, g, dtype)
-            exact, _ = run_optimizer(kind, options, schedule, [p.double() for p in init],
+            trajectory, lrs = run_optimizer(kind, options, schedule, set_to_none, init, g, dtype)
+            exact, _ = run_optimizer(kind, options, schedule, set_to_none, [p.double() for p in init],
                                      [[None if x is None else x.double() for x in row] for row in g],
                                      torch.float64)
             # Scale: the parameter's start plus every change so far, |p₀| + Σ|Δp|.
@@ -918,6 +923,7 @@ def optimizer_records():
                     row.append(quantity(p, empirical(moved[i].clone(), p, p64, dtype_name), dtype_name))
                 steps.append(row)
             record = {"optimizer": kind, "case": name, "dtype": dtype_name, "options": options,
+                      "set_to_none": set_to_none,
                       "parameters": [{"shape": list(p.shape), "values": values(p, dtype_name)} for p in init],
                       "grads": [[None if x is None else values(x, dtype_name) for x in row] for row in g],
                       "steps": steps}

@@ -488,7 +488,7 @@ std::string replay_optimizer(const json& c) {
   const double base_lr = optimizer->lr();
   std::string report;
   for (std::size_t step = 0; step < c.at("steps").size(); ++step) {
-    optimizer->zero_grad(true);
+    optimizer->zero_grad(c.at("set_to_none").get<bool>());
     set_gradients(parameters, c.at("grads")[step], dtype);
     optimizer->step();
     if (scheduler) scheduler->step();
