@@ -324,6 +324,26 @@ TEST(Anomaly, BackwardInfinityNamesTheOpAndLine) {
   expect_anomaly([&] { sum(y).backward(); }, "sqrt", "backward", line);
 }
 
+// A NaN that arrives from a leaf is reported at the first op that receives it, as an input
+// already non-finite, not as something that op produced.
+TEST(Anomaly, NaNArrivingInAnInputIsAlreadyNonFiniteAtTheFirstOpThatGetsIt) {
+  Tensor x = tensor({{0.5, NAN, -1.0}}).requires_grad(true);
+  AnomalyGuard anomaly;
+  const unsigned line = __LINE__ + 2;
+  try {
+    tanh(x * 2.0);
+    ADD_FAILURE() << "expected an anomaly";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("anomaly: forward of 'mul_scalar'"), std::string::npos) << message;
+    EXPECT_NE(message.find("inspect_test.cpp:" + std::to_string(line)), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("input 0 is already non-finite (nan at [0, 1])"), std::string::npos)
+        << message;
+    EXPECT_EQ(message.find("produced"), std::string::npos) << message;  // mul is not blamed
+  }
+}
+
 TEST(Anomaly, OffByDefaultAndScoped) {
   EXPECT_FALSE(anomaly_detection_enabled());
   {
