@@ -4,42 +4,149 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
-#include <memory>
+#include <new>
 #include <numeric>
 
 #include "autograd/tape.h"
+#include "nn/serialize.h"
 #include "ops/ops.h"
 
 namespace tg::nn {
 namespace {
 
-struct GzFile {
-  explicit GzFile(const std::string& path) : handle(gzopen(path.c_str(), "rb")) {
-    if (!handle) fail("load_csv: cannot open {}", path);
+// The bytes of a regular file, inflated if it starts with the gzip magic. zlib's gzread is not
+// used: it stops a line at a NUL byte and ignores anything after the last gzip member.
+class TextSource {
+ public:
+  explicit TextSource(const std::string& path)
+      : path_(path), file_(detail::open_regular_file(path, "load_csv")) {
+    refill();
+    gzip_ = stream_.avail_in >= 2 && input_[0] == 0x1f && input_[1] == 0x8b;
+    // 16 + MAX_WBITS: a gzip wrapper, not zlib's.
+    if (gzip_ && inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) throw std::bad_alloc();
   }
-  ~GzFile() { gzclose(handle); }
-  GzFile(const GzFile&) = delete;
-  GzFile& operator=(const GzFile&) = delete;
+  ~TextSource() {
+    if (gzip_) inflateEnd(&stream_);
+  }
+  TextSource(const TextSource&) = delete;
+  TextSource& operator=(const TextSource&) = delete;
+
+  // Up to `size` bytes, 0 only at the end.
+  std::size_t read(char* out, std::size_t size) {
+    if (!gzip_) {
+      if (stream_.avail_in == 0 && !refill()) return 0;
+      const std::size_t count = std::min<std::size_t>(size, stream_.avail_in);
+      std::memcpy(out, stream_.next_in, count);
+      stream_.next_in += count;
+      stream_.avail_in -= unsigned(count);
+      return count;
+    }
+    stream_.next_out = reinterpret_cast<Bytef*>(out);
+    stream_.avail_out = unsigned(size);
+    while (stream_.avail_out == size) {
+      if (member_ended_) {
+        // Concatenated gzip members are one stream, as gzip -d and Python read them.
+        if (stream_.avail_in == 0 && !refill()) return 0;
+        if (stream_.next_in[0] != 0x1f) {
+          fail(
+              "load_csv: {}: {} bytes after the end of the gzip data are not gzip (trailing "
+              "garbage)",
+              path_, stream_.avail_in);
+        }
+        inflateReset(&stream_);
+        member_ended_ = false;
+      }
+      const int status = inflate(&stream_, Z_NO_FLUSH);
+      if (status == Z_STREAM_END) {
+        member_ended_ = true;
+      } else if (status == Z_MEM_ERROR) {
+        throw std::bad_alloc();
+      } else if (status != Z_OK && status != Z_BUF_ERROR) {
+        fail("load_csv: {}: corrupt gzip data ({})", path_, stream_.msg ? stream_.msg : "?");
+      } else if (stream_.avail_in == 0 && stream_.avail_out == size && !refill()) {
+        fail("load_csv: {}: the gzip data is truncated", path_);
+      }
+    }
+    return size - stream_.avail_out;
+  }
+
+ private:
+  bool refill() {
+    stream_.next_in = input_.data();
+    stream_.avail_in =
+        unsigned(detail::read_some(file_, input_.data(), input_.size(), path_, "load_csv"));
+    return stream_.avail_in > 0;
+  }
+
+  const std::string& path_;
+  detail::FileDescriptor file_;
+  std::array<Bytef, 1 << 16> input_{};
+  z_stream stream_{};
+  bool gzip_ = false;
+  bool member_ended_ = false;
+};
+
+// The lines of a file, each checked against the limits before it is stored.
+class Lines {
+ public:
+  Lines(const std::string& path, const CsvOptions& options)
+      : path_(path), options_(options), source_(path) {}
 
   // The next line without its line break; false at the end of the file.
-  bool read_line(std::string& line, const std::string& path) {
+  bool next(std::string& line) {
     line.clear();
-    char buffer[4096];
-    while (gzgets(handle, buffer, sizeof buffer)) {
-      line += buffer;
-      if (!line.empty() && line.back() == '\n') break;
+    bool any = false;
+    for (;;) {
+      if (at_ == end_) {
+        at_ = 0;
+        end_ = source_.read(buffer_.data(), buffer_.size());
+        total_ += end_;
+        if (options_.max_bytes != 0 && total_ > options_.max_bytes) {
+          fail("load_csv: {}: more than {} bytes of text (CsvOptions::max_bytes)", path_,
+               options_.max_bytes);
+        }
+        if (end_ == 0) break;
+      }
+      any = true;
+      const char* start = buffer_.data() + at_;
+      const auto* newline = static_cast<const char*>(std::memchr(start, '\n', end_ - at_));
+      const std::size_t count = newline ? std::size_t(newline - start) : end_ - at_;
+      if (options_.max_line_bytes != 0 && line.size() + count > options_.max_line_bytes) {
+        fail("load_csv: {}:{}: the line is longer than {} bytes (CsvOptions::max_line_bytes)",
+             path_, number_ + 1, options_.max_line_bytes);
+      }
+      line.append(start, count);
+      at_ += count + (newline ? 1 : 0);
+      if (newline) break;
     }
-    int error = Z_OK;
-    const char* message = gzerror(handle, &error);
-    if (error != Z_OK && error != Z_STREAM_END) fail("load_csv: {}: {}", path, message);
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    return !line.empty() || !gzeof(handle);
+    if (!any) return false;
+    ++number_;
+    if (const void* nul = std::memchr(line.data(), '\0', line.size())) {
+      fail("load_csv: {}:{}: a NUL byte at byte {} of the line", path_, number_,
+           static_cast<const char*>(nul) - line.data() + 1);
+    }
+    if (line.ends_with('\r')) line.pop_back();
+    // A byte order mark, as Excel writes and pandas skips.
+    if (number_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
+    return true;
   }
 
-  gzFile handle;
+  std::int64_t number() const { return number_; }
+
+ private:
+  const std::string& path_;
+  const CsvOptions& options_;
+  TextSource source_;
+  std::array<char, 1 << 16> buffer_{};
+  std::size_t at_ = 0;
+  std::size_t end_ = 0;
+  std::uint64_t total_ = 0;
+  std::int64_t number_ = 0;
 };
 
 std::string_view trim(std::string_view s) {
@@ -51,16 +158,22 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 Dataset load_csv(const std::string& path, const CsvOptions& options) {
-  GzFile file(path);
+  Lines lines(path, options);
   std::string line;
+  std::vector<double> row;
   std::vector<double> features;
   std::vector<std::int64_t> labels;
   std::size_t columns = 0;
-  for (int number = 1; file.read_line(line, path); ++number) {
+  while (lines.next(line)) {
+    const std::int64_t number = lines.number();
     if (number <= options.skip_lines || trim(line).empty()) continue;
+    if (options.max_rows != 0 && std::int64_t(labels.size()) == options.max_rows) {
+      fail("load_csv: {}:{}: more than {} rows (CsvOptions::max_rows)", path, number,
+           options.max_rows);
+    }
     std::size_t column = 0;
     std::size_t start = 0;
-    std::vector<double> row;
+    row.clear();
     while (start <= line.size()) {
       const std::size_t comma = std::min(line.find(',', start), line.size());
       const std::string_view field = trim(std::string_view(line).substr(start, comma - start));
@@ -177,8 +290,7 @@ DataLoader::Iterator DataLoader::begin() {
 
 Dataset DataLoader::Iterator::operator*() const {
   const auto first = loader_->order_.begin() + std::ptrdiff_t(start_);
-  const auto last = loader_->order_.begin() +
-                    std::ptrdiff_t(std::min(start_ + loader_->batch_size_, loader_->data_.size()));
+  const auto last = loader_->order_.begin() + std::ptrdiff_t(loader_->batch_end(start_));
   return subset(loader_->data_, std::vector<std::int64_t>(first, last));
 }
 

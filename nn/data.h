@@ -1,6 +1,7 @@
 #pragma once
 // Numeric tables: a CSV loader (plain or gzip), a seeded train/test split, standardisation, and
 // a shuffling batch iterator.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -20,10 +21,19 @@ struct Dataset {
 struct CsvOptions {
   int skip_lines = 0;  // header lines
   DType dtype = f32;   // of the features
+  // Limits, so that a hostile file (a gzip bomb of endless rows or of one endless line) fails
+  // fast with a tg::Error instead of exhausting memory. 0 turns a limit off. Loading takes up to
+  // about 8 bytes of memory per byte of text (one double per "0,").
+  std::size_t max_line_bytes = std::size_t(1) << 20;  // 1 MiB
+  std::uint64_t max_bytes = std::uint64_t(1) << 28;   // 256 MiB of (decompressed) text
+  std::int64_t max_rows = 0;
 };
 
-// Reads rows of numbers, the last column an integer class label, from a .csv or .csv.gz file
-// (zlib reads both). A malformed row raises a tg::Error naming the file, line and column.
+// Reads rows of numbers, the last column an integer class label, from a regular .csv file or
+// one compressed with gzip (several concatenated gzip members are one stream; anything after
+// them is an error). A UTF-8 byte order mark at the start is skipped. A malformed row (a bad
+// number, a NUL byte, a line over the limit) raises a tg::Error naming the file, line and
+// column; so do a directory, FIFO or device as path, corrupt gzip data and the limits above.
 Dataset load_csv(const std::string& path, const CsvOptions& options = {});
 
 // Rows picked by index (a copy).
@@ -59,7 +69,7 @@ class DataLoader {
     Iterator(const DataLoader* loader, std::int64_t start) : loader_(loader), start_(start) {}
     Dataset operator*() const;
     Iterator& operator++() {
-      start_ += loader_->batch_size_;
+      start_ = loader_->batch_end(start_);
       return *this;
     }
     bool operator!=(const Iterator& other) const { return start_ < other.start_; }
@@ -71,9 +81,16 @@ class DataLoader {
 
   Iterator begin();  // reshuffles
   Iterator end() const { return Iterator(this, data_.size()); }
-  std::int64_t batches() const { return (data_.size() + batch_size_ - 1) / batch_size_; }
+  std::int64_t batches() const {
+    return data_.size() / batch_size_ + (data_.size() % batch_size_ != 0);
+  }
 
  private:
+  // Where the batch starting at `start` ends; start + batch_size_ may not fit in int64.
+  std::int64_t batch_end(std::int64_t start) const {
+    return data_.size() - start <= batch_size_ ? data_.size() : start + batch_size_;
+  }
+
   Dataset data_;
   std::int64_t batch_size_;
   bool shuffle_;

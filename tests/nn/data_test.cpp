@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <zlib.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,7 +16,7 @@ const std::string kData = TAPEGRAD_TEST_DATA;
 
 std::string write_file(const std::string& name, const std::string& text) {
   const auto path = std::filesystem::temp_directory_path() / name;
-  std::ofstream(path) << text;
+  std::ofstream(path, std::ios::binary) << text;
   return path.string();
 }
 
@@ -50,9 +53,134 @@ TEST(Csv, MalformedRowsNameTheFileLineAndColumn) {
   expect_error("\n\n", "has no data rows");
   // Found by fuzzing: converting a huge label to int64 was undefined behaviour.
   expect_error("1,2,0\n3,4,1e30\n", ":2:3: label 1e+30 is not a non-negative integer");
-  EXPECT_THROW(load_csv("/nonexistent/file.csv"), Error);
   const Dataset ok = load_csv(write_file("tapegrad_ok.csv", " 1 , 2 ,0\r\n3,4,1\n\n"));
   EXPECT_EQ(ok.features.to_vector(), std::vector<double>({1, 2, 3, 4}));
+}
+
+// One gzip member holding `text`.
+std::string gzip(const std::string& text) {
+  z_stream stream{};
+  EXPECT_EQ(deflateInit2(&stream, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&stream, uLong(text.size())), '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  stream.avail_in = uInt(text.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = uInt(out.size());
+  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+std::string repeat(const std::string& text, int times) {
+  std::string out;
+  out.reserve(text.size() * std::size_t(times));
+  for (int i = 0; i < times; ++i) out += text;
+  return out;
+}
+
+template <class Call>
+void expect_error(Call call, const std::string& fragment) {
+  try {
+    call();
+    ADD_FAILURE() << "expected a tg::Error containing: " << fragment;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(Csv, GzipBombsFailFastOnTheLimits) {
+  // 1,024 members of 1 MiB each: 1 GiB of text (2^28 rows) in about 1 MB, as concatenated
+  // members are one stream.
+  const std::string rows =
+      write_file("tapegrad_rows_bomb.csv.gz", repeat(gzip(repeat("0,0\n", 1 << 18)), 1024));
+  const std::string line =
+      write_file("tapegrad_line_bomb.csv.gz", repeat(gzip(std::string(1 << 20, '1')), 1024));
+  // One endless line stops at the default 1 MiB line length.
+  expect_error([&] { load_csv(line); },
+               "tapegrad_line_bomb.csv.gz:1: the line is longer than 1048576 bytes");
+  expect_error([&] { load_csv(rows, {.max_rows = 1000}); },
+               "tapegrad_rows_bomb.csv.gz:1001: more than 1000 rows");
+  expect_error([&] { load_csv(rows, {.max_bytes = 1 << 20}); },
+               "tapegrad_rows_bomb.csv.gz: more than 1048576 bytes of text");
+  expect_error(
+      [&] { load_csv(write_file("tapegrad_long.csv", "1,0\n12345,0\n"), {.max_line_bytes = 4}); },
+      "tapegrad_long.csv:2: the line is longer than 4 bytes");
+  EXPECT_EQ(load_csv(write_file("tapegrad_short.csv", "1,0\n12,0\n"), {.max_line_bytes = 4}).size(),
+            2);
+}
+
+TEST(Csv, GzipMembersConcatenateAndNothingMayFollowThem) {
+  const std::string two = gzip("1,2,0\n") + gzip("3,4,1\n");
+  const Dataset both = load_csv(write_file("tapegrad_members.csv.gz", two));
+  EXPECT_EQ(both.features.to_vector(), std::vector<double>({1, 2, 3, 4}));
+  EXPECT_EQ(both.labels.to_vector(), std::vector<double>({0, 1}));
+  expect_error([&] { load_csv(write_file("tapegrad_trailing.csv.gz", two + "garbage")); },
+               "tapegrad_trailing.csv.gz: 7 bytes after the end of the gzip data are not gzip");
+  expect_error([&] { load_csv(write_file("tapegrad_trailing_magic.csv.gz", two + "\x1f?x")); },
+               "tapegrad_trailing_magic.csv.gz: corrupt gzip data");
+  expect_error(
+      [&] { load_csv(write_file("tapegrad_truncated.csv.gz", two.substr(0, two.size() - 3))); },
+      "tapegrad_truncated.csv.gz: the gzip data is truncated");
+  std::string corrupt = two;
+  corrupt[12] = char(corrupt[12] ^ 0x55);
+  EXPECT_THROW(load_csv(write_file("tapegrad_corrupt.csv.gz", corrupt)), Error);
+}
+
+TEST(Csv, NulBytesAndByteOrderMarks) {
+  // The NUL ended the line early: "3,4" with label... the "1" of the next line.
+  expect_error(
+      [&] { load_csv(write_file("tapegrad_nul.csv", std::string("3,4\0garbage\n,1\n", 15))); },
+      "tapegrad_nul.csv:1: a NUL byte at byte 4 of the line");
+  const Dataset bom = load_csv(write_file("tapegrad_bom.csv",
+                                          "\xEF\xBB\xBF"
+                                          "1,2,0\n3,4,1\n"));
+  EXPECT_EQ(bom.features.to_vector(), std::vector<double>({1, 2, 3, 4}));
+  const Dataset bom_header =
+      load_csv(write_file("tapegrad_bom_header.csv", "\xEF\xBB\xBFx,y\n5,1\n"), {.skip_lines = 1});
+  EXPECT_EQ(bom_header.features.to_vector(), std::vector<double>({5}));
+  // Only at the start of the file.
+  expect_error(
+      [&] {
+        load_csv(write_file("tapegrad_bom2.csv",
+                            "1,0\n\xEF\xBB\xBF"
+                            "2,0\n"));
+      },
+      "tapegrad_bom2.csv:2:1: '\xEF\xBB\xBF"
+      "2' is not a finite number");
+}
+
+TEST(Csv, OnlyRegularFilesAreRead) {
+  const auto dir = std::filesystem::temp_directory_path() / "tapegrad_data_not_regular";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  expect_error([&] { load_csv(dir.string()); }, " is a directory, not a regular file");
+  const std::string fifo = (dir / "fifo.csv").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { load_csv(fifo); }, fifo + " is a FIFO, not a regular file");
+  // Never returned: an endless stream of empty lines.
+  expect_error([] { load_csv("/dev/zero"); }, "/dev/zero is a character device");
+  expect_error([] { load_csv("/nonexistent/file.csv"); },
+               "/nonexistent/file.csv: No such file or directory");
+}
+
+TEST(DataLoader, HugeBatchSizesDoNotOverflow) {
+  const Dataset iris = load_csv(kData + "/iris.csv", {.skip_lines = 1});
+  for (const std::int64_t size : {std::int64_t(150), std::int64_t(151), INT64_MAX - 1, INT64_MAX}) {
+    DataLoader loader(iris, size, true, 1);
+    EXPECT_EQ(loader.batches(), 1);
+    std::int64_t batches = 0;
+    for (const Dataset& batch : loader) {
+      EXPECT_EQ(batch.size(), 150);
+      ++batches;
+    }
+    EXPECT_EQ(batches, 1);
+  }
+  DataLoader two(iris, 149, false);
+  EXPECT_EQ(two.batches(), 2);
+  std::vector<std::int64_t> sizes;
+  for (const Dataset& batch : two) sizes.push_back(batch.size());
+  EXPECT_EQ(sizes, std::vector<std::int64_t>({149, 1}));
 }
 
 TEST(Split, SeededAndDisjoint) {
