@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure demo test sanitize fuzz bench clean
+.PHONY: deps configure demo test sanitize tsan fuzz bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -34,6 +34,16 @@ sanitize: deps
 	cmake --build $(BUILD)-sanitize -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(BUILD)-sanitize --output-on-failure -j $(JOBS) -E '^install\.'
+
+# The threaded tests under ThreadSanitizer (OpenMP off: libgomp is not instrumented). Any report
+# fails the run.
+TSAN_TESTS ?= Threads.*:Reliability.*Thread*:VersionCounter.*
+tsan: deps
+	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_TSAN=ON \
+	  -DTAPEGRAD_OPENMP=OFF -DTAPEGRAD_NATIVE=OFF -DTAPEGRAD_BUILD_BENCHMARKS=OFF
+	cmake --build $(BUILD)-tsan -j $(JOBS) --target tapegrad_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ./$(BUILD)-tsan/tests/tapegrad_tests --gtest_filter='$(TSAN_TESTS)'
 
 # libFuzzer targets (clang 16 from Debian, with ASan and UBSan), each run for FUZZ_SECONDS on a
 # copy of its committed seed corpus; any crash fails. .ci/run runs it after the sanitizer tests.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -25,6 +26,9 @@ struct Ref {
   std::shared_ptr<TensorImpl> impl;
   std::int64_t route;
   std::int64_t route_entry;  // the entry that produced the input, when route >= 0
+  // The storage's write count when the entry was recorded: a rule may read any input, the output
+  // and the residuals, so backward refuses to run it on values written since.
+  std::uint64_t version;
 };
 
 // Refs of an entry are contiguous: its inputs, its output, then its saved residuals.
@@ -72,8 +76,9 @@ struct TapeCore {
   Tape* owner = nullptr;
   // A tape and the tensors it records belong to one thread; set once, read from any.
   const std::thread::id thread = std::this_thread::get_id();
-  int refcount = 1;  // the owning Tape, plus every impl linked to this core
-  bool alive = true;
+  // The owning Tape, plus every impl linked to this core; an impl may die on any thread.
+  std::atomic<int> refcount = 1;
+  bool alive = true;  // written under elsewhere_mutex, which other threads read it under
   bool auto_reclaim = false;
   std::uint64_t generation = 0;
   // Indices into these are what links hold; they restart with every generation.
@@ -82,6 +87,10 @@ struct TapeCore {
   std::int64_t live_outputs = 0;  // linked impls of this generation with a handle
   int busy = 0;                   // backward passes and reclamation in progress
   std::size_t compact_at = kMinEntriesBeforeCompaction;
+  // Handle counts changed on other threads (+1 taken, -1 dropped), applied here at the next op.
+  std::mutex elsewhere_mutex;
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, int>> elsewhere;
+  std::atomic<bool> has_elsewhere = false;
 
   Entry& entry(std::int64_t index) { return entries[std::size_t(index)]; }
   Ref& ref(std::int64_t index) { return refs[std::size_t(index)]; }
@@ -99,6 +108,7 @@ struct TapeCore {
   void maybe_reclaim() {
     if (auto_reclaim && busy == 0 && live_outputs == 0 && !entries.empty()) clear();
   }
+  void apply_elsewhere();
 };
 
 // Trace lines format shapes, which costs more than recording an entry: only when they show.
@@ -108,7 +118,7 @@ bool tracing() {
 }
 
 void release_core(TapeCore* core) {
-  if (--core->refcount == 0) delete core;
+  if (core->refcount.fetch_sub(1, std::memory_order_acq_rel) == 1) delete core;
 }
 
 namespace {
@@ -186,6 +196,8 @@ std::int64_t TapeCore::route_of(const Tensor& input, const OpBase& op, std::size
 void TapeCore::record(const OpBase& op, const void* attrs, std::size_t attrs_size,
                       std::span<const Tensor* const> inputs, Tensor& output,
                       std::span<const Tensor> saved, const std::source_location& location) {
+  if (has_elsewhere.load(std::memory_order_acquire)) [[unlikely]]
+    apply_elsewhere();
   // Compaction renumbers links, so it comes before the routes are read.
   if (auto_reclaim && busy == 0 && entries.size() >= compact_at) compact();
   // Routes before any change: route_of may throw, and the tape must stay unchanged when it does.
@@ -205,16 +217,19 @@ void TapeCore::record(const OpBase& op, const void* attrs, std::size_t attrs_siz
 
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const std::int64_t route = routes[i];
-    refs.push_back({inputs[i]->impl(), route, route >= 0 ? inputs[i]->impl()->link.entry : -1});
+    refs.push_back({inputs[i]->impl(), route, route >= 0 ? inputs[i]->impl()->link.entry : -1,
+                    inputs[i]->impl()->storage->version});
   }
   TensorImpl& impl = *output.impl();
   impl.requires_grad = true;
-  impl.link = {this, generation, index, entry.output_ref()};
+  impl.link = {this, thread, generation, index, entry.output_ref()};
   impl.handles = int(output.impl().use_count());
   ++live_outputs;
-  ++refcount;
-  refs.push_back({output.impl(), kNoRoute, -1});
-  for (const Tensor& residual : saved) refs.push_back({residual.impl(), kNoRoute, -1});
+  refcount.fetch_add(1, std::memory_order_relaxed);
+  refs.push_back({output.impl(), kNoRoute, -1, impl.storage->version});
+  for (const Tensor& residual : saved) {
+    refs.push_back({residual.impl(), kNoRoute, -1, residual.impl()->storage->version});
+  }
 
   if (tracing()) {
     SPDLOG_LOGGER_TRACE(&logger(), "record #{} {} -> {} {}", index, op.name, impl.shape.str(),
@@ -222,8 +237,11 @@ void TapeCore::record(const OpBase& op, const void* attrs, std::size_t attrs_siz
   }
 }
 
+// Only the residuals go: the inputs and the output stay, so the graph's structure (edges, shapes,
+// values) can still be printed and drawn after backward. The memory that backward frees is the
+// residuals'; the outputs are freed with the tape, or when the default tape reclaims them.
 void TapeCore::free_entry(Entry& entry) {
-  for (std::int64_t r = entry.first_ref; r < entry.end_ref(); ++r) ref(r).impl.reset();
+  for (std::int64_t r = entry.output_ref() + 1; r < entry.end_ref(); ++r) ref(r).impl.reset();
   entry.freed = true;
 }
 
@@ -284,7 +302,10 @@ void TapeCore::compact() {
     }
     e.first_ref = first;
     if (TensorImpl* out = refs[std::size_t(e.output_ref())].impl.get()) {
-      out->link = {this, generation, new_entry[i], e.output_ref()};
+      // Not core or thread: other threads holding a handle read those.
+      out->link.generation = generation;
+      out->link.entry = new_entry[i];
+      out->link.ref = e.output_ref();
       if (out->handles > 0) ++live_outputs;
     }
     entries[kept_entries++] = e;
@@ -312,6 +333,48 @@ void on_first_handle(TensorImpl& impl) {
 void on_last_handle(TensorImpl& impl) {
   TapeCore& core = *impl.link.core;
   if (core.holds(impl.link) && --core.live_outputs == 0) core.maybe_reclaim();
+}
+
+void TapeCore::apply_elsewhere() {
+  std::vector<std::pair<std::shared_ptr<TensorImpl>, int>> pending;
+  {
+    const std::lock_guard lock(elsewhere_mutex);
+    pending.swap(elsewhere);
+    has_elsewhere.store(false, std::memory_order_relaxed);
+  }
+  for (auto& [impl, change] : pending) {
+    if (change > 0) {
+      if (impl->handles++ == 0) on_first_handle(*impl);
+    } else if (--impl->handles == 0) {
+      on_last_handle(*impl);
+    }
+  }
+}
+
+void acquire_elsewhere(const std::shared_ptr<TensorImpl>& impl) {
+  TapeCore& core = *impl->link.core;
+  const std::lock_guard lock(core.elsewhere_mutex);
+  // A gone tape counts no handles.
+  if (!core.alive) return;
+  core.elsewhere.emplace_back(impl, +1);
+  core.has_elsewhere.store(true, std::memory_order_release);
+}
+
+void release_elsewhere(std::shared_ptr<TensorImpl> impl) {
+  TapeCore& core = *impl->link.core;
+  {
+    const std::lock_guard lock(core.elsewhere_mutex);
+    if (core.alive) {
+      try {
+        core.elsewhere.emplace_back(std::move(impl), -1);
+        core.has_elsewhere.store(true, std::memory_order_release);
+        return;
+      } catch (const std::bad_alloc&) {
+        // Out of memory: the tape keeps counting this handle, so it reclaims only when cleared.
+      }
+    }
+  }
+  // The impl may be the core's last reference: it goes after the lock is released.
 }
 
 void set_rule_interceptor(RuleInterceptor* interceptor) {
@@ -346,9 +409,18 @@ std::string input_ranges(std::span<const Tensor* const> inputs) {
     const Tensor& x = *inputs[i];
     std::string range = "empty";
     if (x.numel() > 0) {
-      const std::vector<double> v = x.to_vector();
-      const auto [low, high] = std::minmax_element(v.begin(), v.end());
-      range = fmt::format("[{:g}, {:g}]", *low, *high);
+      std::vector<double> v = x.to_vector();
+      // NaN compares false with everything, so a range taken over it would hide it.
+      const auto non_finite =
+          std::partition(v.begin(), v.end(), [](double e) { return std::isfinite(e); });
+      const auto count = std::distance(non_finite, v.end());
+      if (non_finite != v.begin()) {
+        const auto [low, high] = std::minmax_element(v.begin(), non_finite);
+        range = fmt::format("[{:g}, {:g}]", *low, *high);
+      } else {
+        range = "no finite value";
+      }
+      if (count > 0) range += fmt::format(" and {} non-finite ({})", count, *non_finite);
     }
     text += fmt::format("{}input {} {} {} in {}", i == 0 ? "inputs: " : "; ", i,
                         dtype_name(x.dtype()), x.shape().str(), range);
@@ -364,7 +436,10 @@ std::string input_ranges(std::span<const Tensor* const> inputs) {
 }
 
 const char* producer_name(const TensorImpl& impl) {
-  if (impl.link.core == nullptr || !impl.link.core->holds(impl.link)) return nullptr;
+  if (impl.link.core == nullptr || impl.link.thread != std::this_thread::get_id() ||
+      !impl.link.core->holds(impl.link)) {
+    return nullptr;
+  }
   return impl.link.core->entry(impl.link.entry).op->name;
 }
 
@@ -376,11 +451,28 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
     any_requires_grad = any_requires_grad || inputs[i]->requires_grad();
   }
   const bool recording = any_requires_grad && thread_state.grad_enabled;
-  ForwardContext ctx(inputs, recording);
+  if (thread_state.detect_anomaly) [[unlikely]] {
+    // An op's non-finite output is reported where it is produced, so a non-finite input came from
+    // a leaf or a constant: say so at the first op that receives it, rather than blame that op.
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const std::int64_t bad = first_non_finite(*inputs[i]);
+      if (bad < 0) continue;
+      fail(
+          "anomaly: forward of '{}' ({}:{}): input {} is already non-finite ({}): it comes from a "
+          "leaf or a constant, not from a recorded op; {}",
+          op.name, location.file_name(), location.line(), i, describe_element(*inputs[i], bad),
+          input_ranges(inputs));
+    }
+  }
+  ForwardContext ctx(inputs, recording, op.name, location);
   Tensor output;
   {
     GradModeGuard forward_is_not_recorded(false);
     output = op.forward(op, ctx, attrs);
+  }
+  if (!output.defined()) {
+    fail("{} ({}:{}): the forward returned an undefined tensor", op.name, location.file_name(),
+         location.line());
   }
   if (thread_state.detect_anomaly) [[unlikely]] {
     const std::int64_t bad = first_non_finite(output);
@@ -432,11 +524,27 @@ GradModeGuard::~GradModeGuard() {
   detail::thread_state.grad_enabled = previous_;
 }
 
-void ForwardContext::save(const Tensor& residual) {
+void ForwardContext::save(const Tensor& residual, Residual kind) {
   if (!recording_) return;
-  if (num_saved_ == kMaxSaved) fail("ForwardContext::save: at most {} residuals per op", kMaxSaved);
+  if (!residual.defined()) {
+    fail("{} ({}:{}): ctx.save() of an undefined tensor", op_, location_.file_name(),
+         location_.line());
+  }
+  if (num_saved_ == kMaxSaved) {
+    fail("{} ({}:{}): ctx.save(): at most {} residuals per op", op_, location_.file_name(),
+         location_.line(), kMaxSaved);
+  }
+  kinds_[num_saved_] = kind;
   saved_[num_saved_++] = residual;
 }
+
+namespace detail {
+void fail_context_index(const char* op, const std::source_location& location, const char* what,
+                        std::size_t index, std::size_t size) {
+  fail("{} ({}:{}): ctx.{}({}) is out of range: the op has {} of them", op, location.file_name(),
+       location.line(), what, index, size);
+}
+}  // namespace detail
 
 // ---- Tape ----
 
@@ -458,7 +566,13 @@ Tape::~Tape() {
     if (it != stack.rend()) stack.erase(std::next(it).base());
   }
   core_->clear();
-  core_->alive = false;
+  // Dropped after the core is released: each holds its own reference to it.
+  std::vector<std::pair<std::shared_ptr<detail::TensorImpl>, int>> pending;
+  {
+    const std::lock_guard lock(core_->elsewhere_mutex);
+    core_->alive = false;
+    pending.swap(core_->elsewhere);
+  }
   core_->owner = nullptr;
   detail::release_core(core_);
 }
@@ -585,6 +699,64 @@ void observe(detail::BackwardObserver& observer, detail::TapeCore& core, const d
     step.grad_inputs.push_back(grad_inputs[i]);
   }
   observer.on_step(step);
+}
+
+// PyTorch's saved-variable check: a tensor an entry keeps for its rule must hold the values it
+// had when the entry was recorded.
+void check_versions(const detail::TapeCore& core, const detail::Entry& entry, std::int64_t index) {
+  for (std::int64_t r = entry.first_ref; r < entry.end_ref(); ++r) {
+    const detail::Ref& ref = core.refs[std::size_t(r)];
+    const std::uint64_t now = ref.impl->storage->version;
+    if (now == ref.version) continue;
+    const std::int64_t k = r - entry.first_ref;
+    const std::string which =
+        k < std::int64_t(entry.num_inputs) ? fmt::format("input {}", k)
+        : k == std::int64_t(entry.num_inputs)
+            ? std::string("its output")
+            : fmt::format("saved residual {}", k - std::int64_t(entry.num_inputs) - 1);
+    fail(
+        "backward of '{}' (entry {}, {}:{}): {} ({} {}), which its rule needs, was modified in "
+        "place after the op was recorded (version {} then, {} now: written through data<T>(), "
+        "an optimizer step or another in-place update); recompute the forward after changing it, "
+        "or change a copy",
+        entry.op->name, index, entry.location.file_name(), entry.location.line(), which,
+        dtype_name(ref.impl->dtype), ref.impl->shape.str(), ref.version, now);
+  }
+}
+
+// Runs a user op's forward again with grad mode on (create_graph is recording), so that the
+// residuals the rule reads are functions of the inputs on the graph rather than constants.
+void rebuild_residuals(const detail::Entry& entry, std::int64_t index, std::vector<Tensor>& tensors,
+                       std::span<const std::uint8_t> needs) {
+  const detail::OpBase& op = *entry.op;
+  std::vector<const Tensor*> inputs;
+  for (std::uint32_t i = 0; i < entry.num_inputs; ++i) inputs.push_back(&tensors[i]);
+  ForwardContext ctx(inputs, true, op.name, entry.location);
+  op.forward(op, ctx, entry.attrs.data());
+  if (ctx.saved().size() != entry.num_saved) {
+    fail(
+        "backward of '{}' (entry {}, {}:{}): run again for create_graph, its forward saved {} "
+        "residuals instead of {}",
+        op.name, index, entry.location.file_name(), entry.location.line(), ctx.saved().size(),
+        entry.num_saved);
+  }
+  const bool any_needed = std::any_of(needs.begin(), needs.end(), [](auto n) { return n != 0; });
+  for (std::uint32_t k = 0; k < entry.num_saved; ++k) {
+    const Tensor& again = ctx.saved()[k];
+    if (ctx.residual_kind(k) == Residual::constant || !is_floating(again.dtype())) continue;
+    const bool is_input = std::any_of(inputs.begin(), inputs.end(),
+                                      [&](const Tensor* in) { return in->impl() == again.impl(); });
+    if (any_needed && !again.requires_grad() && !is_input) {
+      fail(
+          "backward of '{}' (entry {}, {}:{}) under create_graph: saved residual {} is not a "
+          "function of the op's inputs on the graph (computed outside tapegrad ops), so its "
+          "derivative would be lost: compute it with tapegrad ops in the forward, recompute it in "
+          "the rule from ctx.input(), save it as tg::Residual::constant if its derivative is zero "
+          "by design, or declare the op Differentiability::once",
+          op.name, index, entry.location.file_name(), entry.location.line(), k);
+    }
+    tensors[entry.num_inputs + 1 + k] = again;
+  }
 }
 
 struct LeafGrad {
@@ -751,6 +923,7 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
             "from differentiable ops, so create_graph cannot record it",
             entry.op->name, index, entry.location.file_name(), entry.location.line());
       }
+      check_versions(core, entry, index);
       detail::RuleInterceptor* interceptor = detail::thread_state.interceptor;
       if (interceptor) interceptor->before(*entry.op, grad_output);
       tensors.clear();
@@ -762,9 +935,14 @@ std::vector<Tensor> run_backward(const Tensor& y, const Tensor& seed_in, Backwar
         needs[i] = core.ref(entry.first_ref + i).route != detail::kNoRoute;
       }
       grad_inputs.assign(entry.num_inputs, Tensor());
+      if (options.create_graph && entry.op->rebuilds_residuals && entry.num_saved > 0) {
+        const AnomalyGuard inside_rule(false);
+        rebuild_residuals(entry, index, tensors, needs);
+      }
       BackwardContext ctx(std::span(tensors.data(), entry.num_inputs), tensors[entry.num_inputs],
                           std::span(tensors.data() + entry.num_inputs + 1, entry.num_saved),
-                          grad_output, needs, grad_inputs, options.create_graph);
+                          grad_output, needs, grad_inputs, options.create_graph, entry.op->name,
+                          entry.location);
       if (detail::tracing()) {
         SPDLOG_LOGGER_TRACE(&logger(), "backward #{} {}: {} (grad {})", index, entry.op->name,
                             entry.op->formula, grad_output.shape().str());

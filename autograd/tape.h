@@ -85,22 +85,43 @@ enum class Differentiability { twice, once };
 
 struct NoAttrs {};
 
+// How a residual saved by a user-defined op takes part in gradients of gradients (see CustomOp).
+enum class Residual {
+  differentiable,  // a function of the inputs, computed with tapegrad ops
+  constant,        // derivative zero by design: a mask, indices, a random draw
+};
+
+namespace detail {
+// An index past the end of what a context holds: an error naming the op and where it was called.
+[[noreturn]] void fail_context_index(const char* op, const std::source_location& location,
+                                     const char* what, std::size_t index, std::size_t size);
+}  // namespace detail
+
 class ForwardContext {
  public:
   static constexpr std::size_t kMaxSaved = 8;
 
-  ForwardContext(std::span<const Tensor* const> inputs, bool recording)
-      : inputs_(inputs), recording_(recording) {}
-  const Tensor& input(std::size_t i) const { return *inputs_[i]; }
+  ForwardContext(std::span<const Tensor* const> inputs, bool recording, const char* op,
+                 const std::source_location& location)
+      : inputs_(inputs), recording_(recording), op_(op), location_(location) {}
+  const Tensor& input(std::size_t i) const {
+    if (i >= inputs_.size()) [[unlikely]]
+      detail::fail_context_index(op_, location_, "input", i, inputs_.size());
+    return *inputs_[i];
+  }
   std::size_t num_inputs() const { return inputs_.size(); }
   // Keeps a residual for the backward rule; a no-op when nothing is being recorded.
-  void save(const Tensor& residual);
+  void save(const Tensor& residual, Residual kind = Residual::differentiable);
   std::span<const Tensor> saved() const { return {saved_.data(), num_saved_}; }
+  Residual residual_kind(std::size_t i) const { return kinds_[i]; }
 
  private:
   std::span<const Tensor* const> inputs_;
   bool recording_;
+  const char* op_;
+  std::source_location location_;
   std::array<Tensor, kMaxSaved> saved_;
+  std::array<Residual, kMaxSaved> kinds_{};
   std::size_t num_saved_ = 0;
 };
 
@@ -109,28 +130,41 @@ class BackwardContext {
   BackwardContext(std::span<const Tensor> inputs, const Tensor& output,
                   std::span<const Tensor> saved, const Tensor& grad_output,
                   std::span<const std::uint8_t> needs_grad, std::span<Tensor> grads,
-                  bool create_graph)
+                  bool create_graph, const char* op, const std::source_location& location)
       : inputs_(inputs),
         output_(output),
         saved_(saved),
         grad_output_(grad_output),
         needs_grad_(needs_grad),
         grads_(grads),
-        create_graph_(create_graph) {}
+        create_graph_(create_graph),
+        op_(op),
+        location_(location) {}
 
-  const Tensor& input(std::size_t i) const { return inputs_[i]; }
+  const Tensor& input(std::size_t i) const { return inputs_[checked(i, inputs_.size(), "input")]; }
   std::size_t num_inputs() const { return inputs_.size(); }
   const Tensor& output() const { return output_; }
-  const Tensor& saved(std::size_t i) const { return saved_[i]; }
+  const Tensor& saved(std::size_t i) const { return saved_[checked(i, saved_.size(), "saved")]; }
+  std::size_t num_saved() const { return saved_.size(); }
   const Tensor& grad_output() const { return grad_output_; }
   // False for inputs no gradient can flow to (constants, int64 labels): skip their work.
-  bool needs_grad(std::size_t i) const { return needs_grad_[i] != 0; }
+  bool needs_grad(std::size_t i) const {
+    return needs_grad_[checked(i, needs_grad_.size(), "needs_grad")] != 0;
+  }
   // True when the backward pass is itself being recorded.
   bool create_graph() const { return create_graph_; }
   // The gradient for input i; it may have the output's broadcast shape, the engine sums it back.
-  void set_grad(std::size_t i, Tensor grad) { grads_[i] = std::move(grad); }
+  void set_grad(std::size_t i, Tensor grad) {
+    grads_[checked(i, grads_.size(), "set_grad")] = std::move(grad);
+  }
 
  private:
+  std::size_t checked(std::size_t i, std::size_t size, const char* what) const {
+    if (i >= size) [[unlikely]]
+      detail::fail_context_index(op_, location_, what, i, size);
+    return i;
+  }
+
   std::span<const Tensor> inputs_;
   const Tensor& output_;
   std::span<const Tensor> saved_;
@@ -138,6 +172,8 @@ class BackwardContext {
   std::span<const std::uint8_t> needs_grad_;
   std::span<Tensor> grads_;
   bool create_graph_;
+  const char* op_;
+  std::source_location location_;
 };
 
 namespace detail {
@@ -151,6 +187,10 @@ struct OpBase {
   Tensor (*forward)(const OpBase& op, ForwardContext& ctx, const void* attrs);
   void (*backward)(const OpBase& op, BackwardContext& ctx, const void* attrs);
   Differentiability differentiability = Differentiability::twice;
+  // Under create_graph the engine runs the forward again with grad mode on, so that residuals it
+  // saved become functions of the inputs on the graph: a user's rule then differentiates them
+  // like anything else. Built-in ops recompute what they need in their rules instead.
+  bool rebuilds_residuals = false;
 };
 
 // Fault injection for tests: sees every backward rule call on this thread, and may change the
@@ -248,6 +288,12 @@ class Op : public detail::OpBase {
 // The forward computes values (it runs with grad mode off) and saves what the rule needs with
 // ctx.save(); the rule returns one gradient per input with ctx.set_grad(). A rule written with
 // tapegrad ops works under create_graph; mark one that is not Differentiability::once.
+//
+// Residuals and gradients of gradients: under create_graph, the forward runs once more with grad
+// mode on, so a residual it computes with tapegrad ops (say s = sigmoid(x)) is on the graph and
+// the rule's use of it is differentiated correctly. A floating residual that is not on the graph
+// then (computed by hand from data<T>(), or independent of the inputs) is an error, unless it is
+// saved as Residual::constant (a mask, a random draw): its recorded value is used as a constant.
 class CustomOp : public detail::OpBase {
  public:
   using ForwardFn = Tensor (*)(ForwardContext& ctx);
@@ -255,7 +301,7 @@ class CustomOp : public detail::OpBase {
 
   CustomOp(const char* name, const char* formula, ForwardFn forward, BackwardFn backward,
            Differentiability differentiability = Differentiability::twice)
-      : detail::OpBase{name, formula, &forward_thunk, &backward_thunk, differentiability},
+      : detail::OpBase{name, formula, &forward_thunk, &backward_thunk, differentiability, true},
         forward_(forward),
         backward_(backward) {}
 

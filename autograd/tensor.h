@@ -139,8 +139,11 @@ struct Storage {
 };
 
 // Where a recorded tensor came from: an output slot (ref) of an entry of a tape generation.
+// `core` and `thread` are set once, when the op is recorded; the rest changes when the tape
+// compacts, on the tape's thread only.
 struct Link {
   TapeCore* core = nullptr;
+  std::thread::id thread;
   std::uint64_t generation = 0;
   std::int64_t entry = 0;
   std::int64_t ref = 0;
@@ -156,7 +159,8 @@ struct TensorImpl {
   DType dtype;
   bool requires_grad = false;
   // Tensor handles (not tape references) to a linked impl; the default tape reclaims its
-  // entries when no handle to any of its outputs is left.
+  // entries when no handle to any of its outputs is left. Only the tape's thread touches it:
+  // handles taken or dropped on other threads are handed to the tape (see acquire/release).
   int handles = 0;
   Link link;
   Tensor grad;
@@ -176,15 +180,31 @@ std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, const Sh
 
 void on_first_handle(TensorImpl& impl);
 void on_last_handle(TensorImpl& impl);
+// A handle to a recorded tensor taken or dropped on a thread other than its tape's (a loss handed
+// to a logging thread): the count change is queued for the tape's thread, which applies it at its
+// next recorded op, so the tape's bookkeeping never races.
+void acquire_elsewhere(const std::shared_ptr<TensorImpl>& impl);
+void release_elsewhere(std::shared_ptr<TensorImpl> impl);
 
 }  // namespace detail
 
 inline void Tensor::acquire() const {
-  if (impl_ && impl_->link.core && impl_->handles++ == 0) detail::on_first_handle(*impl_);
+  if (!impl_ || !impl_->link.core) return;
+  if (impl_->link.thread == std::this_thread::get_id()) [[likely]] {
+    if (impl_->handles++ == 0) detail::on_first_handle(*impl_);
+  } else {
+    detail::acquire_elsewhere(impl_);
+  }
 }
 
 inline void Tensor::release() {
-  if (impl_ && impl_->link.core && --impl_->handles == 0) detail::on_last_handle(*impl_);
+  if (impl_ && impl_->link.core) {
+    if (impl_->link.thread == std::this_thread::get_id()) [[likely]] {
+      if (--impl_->handles == 0) detail::on_last_handle(*impl_);
+    } else {
+      detail::release_elsewhere(std::move(impl_));
+    }
+  }
   impl_.reset();
 }
 

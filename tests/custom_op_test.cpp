@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 
 #include "autograd/gtest.h"
 #include "tapegrad.h"
@@ -95,6 +96,123 @@ TEST(CustomOp, OnceDifferentiableOpWorksToFirstOrderAndRefusesCreateGraph) {
     EXPECT_NE(message.find("once-differentiable"), std::string::npos) << message;
     EXPECT_NE(message.find("custom_op_test.cpp"), std::string::npos) << message;
   }
+}
+
+// swish whose rule simply uses the residual s saved by the forward, even under create_graph: the
+// engine reruns the forward with grad mode on, so s is sigmoid(x) on the graph there.
+const CustomOp swish_from_residual{"swish_from_residual", "dx = g ⊙ (s + x s (1 − s))",
+                                   [](ForwardContext& ctx) {
+                                     const Tensor s = sigmoid(ctx.input(0));
+                                     ctx.save(s);
+                                     return ctx.input(0) * s;
+                                   },
+                                   [](BackwardContext& ctx) {
+                                     const Tensor& x = ctx.input(0);
+                                     const Tensor& s = ctx.saved(0);
+                                     ctx.set_grad(0, ctx.grad_output() * (s + x * s * (1.0 - s)));
+                                   }};
+
+// The same residual computed by hand from the values: invisible to the graph.
+Tensor sigmoid_by_hand(const Tensor& x) {
+  Tensor s = empty(x.shape(), f64);
+  for (std::int64_t i = 0; i < x.numel(); ++i) {
+    s.data<double>()[i] = 1.0 / (1.0 + std::exp(-std::as_const(x).data<double>()[i]));
+  }
+  return s;
+}
+Tensor swish_by_hand_forward(ForwardContext& ctx, Residual kind) {
+  const Tensor s = sigmoid_by_hand(ctx.input(0));
+  ctx.save(s, kind);
+  return ctx.input(0) * s;
+}
+void swish_by_hand_backward(BackwardContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& s = ctx.saved(0);
+  ctx.set_grad(0, ctx.grad_output() * (s + x * s * (1.0 - s)));
+}
+const CustomOp swish_by_hand{
+    "swish_by_hand", "dx = g ⊙ (s + x s (1 − s))",
+    [](ForwardContext& ctx) { return swish_by_hand_forward(ctx, Residual::differentiable); },
+    swish_by_hand_backward};
+const CustomOp swish_by_hand_constant{
+    "swish_by_hand_constant", "dx = g ⊙ (s + x s (1 − s)), s held constant",
+    [](ForwardContext& ctx) { return swish_by_hand_forward(ctx, Residual::constant); },
+    swish_by_hand_backward};
+
+TEST(CustomOp, AResidualFromTheForwardIsDifferentiatedUnderCreateGraph) {
+  Generator gen(7);
+  const Tensor x = randn({2, 3}, gen, f64);
+  EXPECT_GRADCHECK([](const auto& in) { return swish_from_residual(in[0]); }, {x});
+  EXPECT_GRADGRADCHECK([](const auto& in) { return swish_from_residual(in[0]); }, {x});
+  // The second derivative against the closed form s'(2 + x(1 − 2s)).
+  Tensor leaf = tensor({-1.5, 0.25, 2.0}, f64).requires_grad(true);
+  const Tensor first = grad(sum(swish_from_residual(leaf)), {leaf}, {}, {.create_graph = true})[0];
+  const Tensor second = grad(sum(first), {leaf})[0];
+  for (int i = 0; i < 3; ++i) {
+    const double v = leaf.at({i}), s = 1 / (1 + std::exp(-v));
+    EXPECT_NEAR(second.at({i}), s * (1 - s) * (2 + v * (1 - 2 * s)), 1e-14);
+  }
+}
+
+TEST(CustomOp, AResidualOffTheGraphIsAnErrorUnderCreateGraphUnlessDeclaredConstant) {
+  Tensor leaf = tensor({-1.0, 0.5}, f64).requires_grad(true);
+  // First order is right either way.
+  EXPECT_GRADCHECK([](const auto& in) { return swish_by_hand(in[0]); }, {leaf.detach()});
+  try {
+    grad(sum(swish_by_hand(leaf)), {leaf}, {}, {.create_graph = true});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("backward of 'swish_by_hand'"), std::string::npos) << message;
+    EXPECT_NE(message.find("saved residual 0 is not a function of the op's inputs"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("custom_op_test.cpp"), std::string::npos) << message;
+  }
+  // Declared constant: the recorded value is used, and the derivative treats s as fixed.
+  const Tensor first =
+      grad(sum(swish_by_hand_constant(leaf)), {leaf}, {}, {.create_graph = true})[0];
+  const Tensor second = grad(sum(first), {leaf})[0];
+  for (int i = 0; i < 2; ++i) {
+    const double s = 1 / (1 + std::exp(-leaf.at({i})));
+    EXPECT_NEAR(second.at({i}), s * (1 - s), 1e-14);
+  }
+}
+
+TEST(CustomOp, MisuseIsAnErrorNamingTheOpAndTheLine) {
+  static const CustomOp returns_nothing{
+      "returns_nothing", "-", [](ForwardContext&) { return Tensor(); }, [](BackwardContext&) {}};
+  static const CustomOp grad_past_the_end{
+      "grad_past_the_end", "-", [](ForwardContext& ctx) { return ctx.input(0) * 2.0; },
+      [](BackwardContext& ctx) { ctx.set_grad(1, ctx.grad_output()); }};
+  static const CustomOp saved_past_the_end{
+      "saved_past_the_end", "-", [](ForwardContext& ctx) { return ctx.input(0) * 2.0; },
+      [](BackwardContext& ctx) { ctx.set_grad(0, ctx.saved(0)); }};
+  static const CustomOp input_past_the_end{"input_past_the_end", "-",
+                                           [](ForwardContext& ctx) { return ctx.input(3) * 2.0; },
+                                           [](BackwardContext&) {}};
+  Tensor x = tensor({1.0, 2.0}, f64).requires_grad(true);
+  const auto expect_error = [](auto call, const std::string& part, unsigned line) {
+    try {
+      call();
+      ADD_FAILURE() << "expected an error containing " << part;
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(part), std::string::npos) << message;
+      EXPECT_NE(message.find("custom_op_test.cpp:" + std::to_string(line)), std::string::npos)
+          << message;
+    }
+  };
+  unsigned line = __LINE__ + 1;
+  expect_error([&] { returns_nothing(x); }, "returns_nothing", line);
+  line = __LINE__ + 1;
+  expect_error([&] { sum(grad_past_the_end(x)).backward(); }, "ctx.set_grad(1) is out of range",
+               line);
+  line = __LINE__ + 1;
+  expect_error([&] { sum(saved_past_the_end(x)).backward(); }, "ctx.saved(0) is out of range",
+               line);
+  line = __LINE__ + 1;
+  expect_error([&] { input_past_the_end(x); }, "ctx.input(3) is out of range", line);
 }
 
 TEST(CustomOp, RegisteredOpsAreCheckedByTheSameCallAsBuiltIns) {
