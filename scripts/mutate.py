@@ -26,6 +26,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -252,8 +253,15 @@ def main():
         sys.exit("the unmutated tree fails its tests: nothing to learn from mutants")
     print(f"baseline built and passed in {time.time() - started:.0f} s", flush=True)
 
+    # SIGTERM as Ctrl-C: the mutated file is restored and the summary of what ran is printed.
+    # (SIGINT too: a shell starts background jobs with it ignored.)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     summary = []
+    interrupted = False
     for path, (lines, sample, total) in chosen.items():
+        if interrupted:
+            break
         target = os.path.join(source, path)
         killed, survived, broken = [], [], []
         try:
@@ -275,14 +283,17 @@ def main():
                         verdict = "killed" if code is not None else "killed (timeout)"
                 print(f"[{index}/{len(sample)}] {verdict} ({time.time() - t0:.0f} s): "
                       f"{mutant.describe(lines[mutant.line - 1])}", flush=True)
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
             with open(target, "w") as f:
                 f.writelines(lines)
         summary.append((path, total, killed, survived, broken, lines))
-    # Leave the build matching the unmutated tree for the next run.
-    run(make, source, args.build_timeout, env)
+    if not interrupted:
+        # Leave the build matching the unmutated tree for the next run.
+        run(make, source, args.build_timeout, env)
 
-    print("\n== mutation summary ==")
+    print("\n== mutation summary ==" + (" (interrupted: the mutants that ran)" if interrupted else ""))
     for path, total, killed, survived, broken, lines in summary:
         compiled = len(killed) + len(survived)
         rate = 100.0 * len(killed) / compiled if compiled else 0.0
