@@ -105,10 +105,16 @@ def dump(obj):
 
 
 def write(name, header, records):
+    """One JSON document laid out for cheap reading: line 1 the header with an index of the
+    cases ([name, case, dtype] each), line 2 `"cases":[`, then one case per line. The test
+    registers its cases from line 1 alone and parses a case's line only when replaying it."""
     path = os.path.join(OUT_DIR, name)
+    index = [[r.get("op") or r.get("optimizer") or "clip_grad_norm", r["case"], r["dtype"]]
+             for r in records]
     with open(path, "w", encoding="utf-8") as out:
-        out.write("{" + ",".join(json.dumps(k) + ":" + dump(v) for k, v in header.items()))
-        out.write(',"cases":[\n')
+        out.write("{" + ",".join(json.dumps(k) + ":" + dump(v)
+                                 for k, v in dict(header, index=index).items()) + ",\n")
+        out.write('"cases":[\n')
         out.write(",\n".join(dump(r) for r in records))
         out.write("\n]}\n")
     print(f"{path}: {len(records)} records, {os.path.getsize(path)} bytes")

@@ -29,16 +29,42 @@ namespace {
 
 using nlohmann::json;
 
-const json& fixture(const std::string& file) {
-  static std::map<std::string, json> loaded;
-  auto it = loaded.find(file);
-  if (it == loaded.end()) {
-    const std::string path = std::string(TAPEGRAD_REFERENCE_DIR) + "/" + file;
-    std::ifstream in(path);
-    if (!in) fail("reference fixture {} cannot be read", path);
-    it = loaded.emplace(file, json::parse(in)).first;
+// A fixture file as make_reference.py lays it out: line 1 the header, whose "index" holds one
+// [name, case, dtype] per case, line 2 `"cases":[`, then one case per line. Registering the tests
+// reads the header alone and a test parses only its own case: every process of the test binary
+// registers these tests, and parsing the whole suite each time would cost a second.
+struct Fixture {
+  json header;
+  std::vector<std::string> case_lines;
+};
+
+const Fixture& fixture(const std::string& file) {
+  static std::map<std::string, Fixture> loaded;
+  if (auto it = loaded.find(file); it != loaded.end()) return it->second;
+  const std::string path = std::string(TAPEGRAD_REFERENCE_DIR) + "/" + file;
+  std::ifstream in(path);
+  if (!in) fail("reference fixture {} cannot be read", path);
+  Fixture f;
+  std::string line;
+  if (!std::getline(in, line) || line.empty() || line.back() != ',') {
+    fail("reference fixture {}: line 1 is not the header", path);
   }
-  return it->second;
+  line.back() = '}';
+  f.header = json::parse(line);
+  std::getline(in, line);  // "cases":[
+  while (std::getline(in, line) && line != "]}") {
+    if (!line.empty() && line.back() == ',') line.pop_back();
+    f.case_lines.push_back(std::move(line));
+  }
+  if (f.case_lines.size() != f.header.at("index").size()) {
+    fail("reference fixture {}: {} cases but {} index entries", path, f.case_lines.size(),
+         f.header.at("index").size());
+  }
+  return loaded.emplace(file, std::move(f)).first->second;
+}
+
+json fixture_case(const std::string& file, std::size_t index) {
+  return json::parse(fixture(file).case_lines.at(index));
 }
 
 double number(const json& v) {
@@ -186,9 +212,9 @@ void PrintTo(const Record& r, std::ostream* out) {
 
 std::vector<Record> records(const std::string& file) {
   std::vector<Record> out;
-  const json& cases = fixture(file).at("cases");
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    out.push_back({file, i, cases[i].at("op"), cases[i].at("case"), cases[i].at("dtype")});
+  const json& index = fixture(file).header.at("index");
+  for (std::size_t i = 0; i < index.size(); ++i) {
+    out.push_back({file, i, index[i].at(0), index[i].at(1), index[i].at(2)});
   }
   return out;
 }
@@ -323,7 +349,7 @@ std::string replay(const json& c) {
 // Replays one op or module record; a failure names the op, the case, the dtype and each element.
 void expect_replay(const Record& r, const char* kind) {
   if (const KnownFailure* k = known_failure(r)) GTEST_SKIP() << "known failure: " << k->reason;
-  const json& c = fixture(r.file).at("cases")[r.index];
+  const json c = fixture_case(r.file, r.index);
   std::string report;
   try {
     report = replay(c);
@@ -401,12 +427,8 @@ void PrintTo(const OptimizerRecord& r, std::ostream* out) {
 std::vector<OptimizerRecord> optimizer_records() {
   std::vector<OptimizerRecord> out;
   try {
-    const json& cases = fixture("optim.json").at("cases");
-    for (std::size_t i = 0; i < cases.size(); ++i) {
-      const json& c = cases[i];
-      out.push_back({i, c.value("optimizer", std::string("clip_grad_norm")) + " / " +
-                            c.at("case").get<std::string>() + " / " +
-                            c.at("dtype").get<std::string>()});
+    for (const Record& r : records("optim.json")) {
+      out.push_back({r.index, r.op + " / " + r.name + " / " + r.dtype});
     }
   } catch (const std::exception&) {
     // The coverage test reports an unreadable fixture.
@@ -536,7 +558,7 @@ class ReferenceOptimizers : public ::testing::TestWithParam<OptimizerRecord> {};
 
 TEST_P(ReferenceOptimizers, MatchesPyTorch) {
   const OptimizerRecord& r = GetParam();
-  const json& c = fixture("optim.json").at("cases")[r.index];
+  const json c = fixture_case("optim.json", r.index);
   std::string report;
   try {
     report = c.contains("optimizer") ? replay_optimizer(c) : replay_clip(c);
@@ -553,7 +575,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceOptimizers, ::testing::ValuesIn(opti
 
 TEST(ReferenceCoverage, EveryFixtureFileHasCases) {
   for (const char* file : {"ops.json", "losses.json", "modules.json", "optim.json"}) {
-    EXPECT_FALSE(fixture(file).at("cases").empty()) << file;
+    EXPECT_FALSE(fixture(file).case_lines.empty()) << file;
   }
 }
 
