@@ -165,12 +165,10 @@ double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, do
   }
   const bool largest = std::isinf(norm_type);
   // As PyTorch: the norm of the per-gradient norms.
-  double total = 0;
-  bool any = false;
+  double total = 0;  // also the norm of no gradients at all
   for (const Tensor& p : parameters) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    any = true;
     const double norm = dispatch_floating(g.dtype(), "clip_grad_norm", [&]<class T>() {
       const auto a = read<T>(g).template cast<double>().abs();
       if (g.numel() == 0) return 0.0;
@@ -184,7 +182,6 @@ double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, do
       total = norm;
     }
   }
-  if (!any) return 0;
   if (!largest) total = norm_type == 2 ? std::sqrt(total) : std::pow(total, 1 / norm_type);
   if (error_if_nonfinite && !std::isfinite(total)) {
     fail(

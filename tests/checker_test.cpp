@@ -317,6 +317,19 @@ TEST(CheckerErrors, JacobianDifferentiatesEveryFloatingInput) {
   EXPECT_FALSE(a.grad().defined());
 }
 
+TEST(CheckerErrors, JacobianIsComputedInTheInputsDtype) {
+  static DType seen = f64;
+  const std::vector<Tensor> j = jacobian(
+      [](const auto& in) {
+        seen = in[0].dtype();
+        return in[0] * 2.0;
+      },
+      {tensor({1.0, 2.0}, f32)});
+  EXPECT_EQ(seen, f32);
+  EXPECT_EQ(j[0].dtype(), f32);
+  EXPECT_EQ(j[0].to_vector(), std::vector<double>({2, 0, 0, 2}));
+}
+
 TEST(CheckerErrors, HessianHvpAndJvpNameThemselvesAndTheProblem) {
   const Tensor x = tensor({1.0, 2.0, 3.0}, f64);
   const UnaryFunction total = [](const Tensor& t) { return sum(t * t * t); };
