@@ -42,6 +42,7 @@ struct ExpOp {
     // and the product rounds once to the denormal (or underflows to 0, for −inf too).
     constexpr T log_min_normal = sizeof(T) == 4 ? T(-87.33) : T(-708.39);
     const Packet tail = pcmp_lt(x, pset1<Packet>(log_min_normal));
+    if (!predux_any(tail)) return pexp(x);  // the common case pays one comparison
     const Packet shifted = padd(x, pand(tail, pset1<Packet>(T(40))));
     const Packet scale =
         pselect(tail, pset1<Packet>(T(4.248354255291589e-18)), pset1<Packet>(T(1)));
@@ -57,10 +58,9 @@ struct LogOp {
     using namespace Eigen::internal;
     // Denormals are scaled into the normal range by 2ᵏ (exact) and k·ln 2 taken off again; 0 stays
     // 0 (−inf) and negatives stay negative (NaN).
-    // (A branch, since that is rare: the common case pays one comparison.)
     constexpr int k = std::numeric_limits<T>::digits + 1;
     const Packet denormal = pcmp_lt(x, pset1<Packet>(std::numeric_limits<T>::min()));
-    if (!predux_any(denormal)) return plog(x);
+    if (!predux_any(denormal)) return plog(x);  // the common case pays one comparison
     const Packet scaled = pselect(denormal, pmul(x, pset1<Packet>(std::ldexp(T(1), k))), x);
     return psub(plog(scaled), pand(denormal, pset1<Packet>(T(k * 0.6931471805599453))));
   }
@@ -212,6 +212,7 @@ Tensor map_binary(const Tensor& a, const Tensor& b, const char* op, Fn fn) {
   const Shape out_shape = broadcast_shapes(a.shape(), b.shape(), op);
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = empty(out_shape, a.dtype());
+    if (out.numel() == 0) return out;  // never walk the rows of an empty broadcast
     if (a.shape() == b.shape()) {
       const T* pa = a.data<T>();
       const T* pb = b.data<T>();

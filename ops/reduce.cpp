@@ -37,6 +37,10 @@ Tensor sum_over_axis(const Tensor& x, int axis, bool keepdim, const char* op) {
       keepdim ? detail::keepdim_shape(x.shape(), axis) : x.shape().without_axis(axis);
   return dispatch_floating(x.dtype(), op, [&]<class T>() {
     Tensor out = empty(out_shape, x.dtype());
+    if (x.numel() == 0) {  // sums of nothing, without walking the empty slices
+      detail::flat<T>(out).setZero();
+      return out;
+    }
     const T* px = x.data<T>();
     T* po = out.data<T>();
     if (s.inner == 1) {
@@ -121,6 +125,10 @@ Tensor max_forward(ForwardContext& ctx, const AxisAttrs& a) {
   return dispatch_floating(x.dtype(), "max", [&]<class T>() {
     Tensor out = empty(out_shape, x.dtype());
     Tensor argmax_mask = zeros(x.shape(), x.dtype());
+    if (x.numel() == 0) {  // a non-empty axis with an empty one beside it: nothing to walk
+      ctx.save(argmax_mask);
+      return out;
+    }
     const T* px = x.data<T>();
     T* po = out.data<T>();
     T* pm = argmax_mask.data<T>();
@@ -158,6 +166,7 @@ Tensor sum_to_forward(ForwardContext& ctx, const ShapeAttrs& a) {
   const Tensor& x = ctx.input(0);
   return dispatch_floating(x.dtype(), "sum_to", [&]<class T>() {
     Tensor out = zeros(a.shape, x.dtype());
+    if (x.numel() == 0) return out;
     const detail::BroadcastRows rows(x.shape(), a.shape, x.shape());
     const T* px = x.data<T>();
     T* po = out.data<T>();
@@ -182,6 +191,7 @@ Tensor broadcast_to_forward(ForwardContext& ctx, const ShapeAttrs& a) {
   const Tensor& x = ctx.input(0);
   return dispatch_floating(x.dtype(), "broadcast_to", [&]<class T>() {
     Tensor out = empty(a.shape, x.dtype());
+    if (out.numel() == 0) return out;
     if (x.numel() == 1) {  // the gradient of a full reduction: one value everywhere
       T* po = out.data<T>();
       const T value = *x.data<T>();

@@ -97,7 +97,9 @@ Tensor normalize(const Tensor& x, int axis, bool keepdim, Normalizer kind, const
   }
   return dispatch_floating(x.dtype(), op, [&]<class T>() {
     Tensor out = empty(out_shape, x.dtype());
-    if (s.dim == 0) {
+    // Nothing to normalise (this also never walks the slices of a tensor that is empty along
+    // another axis): logsumexp over an empty axis is −inf.
+    if (x.numel() == 0) {
       if (kind == Normalizer::logsumexp) detail::flat<T>(out).setConstant(-INFINITY);
       return out;
     }
@@ -150,7 +152,7 @@ Tensor fused_backward(const Tensor& y, const Tensor& g, int axis, Normalizer kin
   const AxisSplit s = split_at_axis(y.shape(), axis);
   return dispatch_floating(y.dtype(), "softmax", [&]<class T>() {
     Tensor dx = empty(y.shape(), y.dtype());
-    if (s.dim == 0) return dx;
+    if (y.numel() == 0) return dx;
     const std::int64_t block = s.dim * s.inner;
     const T* y_data = y.data<T>();
     const T* g_data = g.data<T>();

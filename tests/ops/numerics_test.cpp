@@ -667,5 +667,38 @@ TEST(EmptyReductions, ValuesAndGradientsAsPyTorch) {
   }
 }
 
+TEST(EmptyReductions, HugeEmptyTensorsAreNotWalkedRowByRow) {
+  // 2^40 slices of nothing: a kernel that visits them one by one would take hours.
+  const std::int64_t huge = std::int64_t(1) << 40;
+  const Tensor e = zeros({huge, 3, 0}, f64);
+  const std::vector<std::pair<std::function<Tensor(const Tensor&)>, Shape>> cases = {
+      {[](const Tensor& t) { return softmax(t, 1); }, {huge, 3, 0}},
+      {[](const Tensor& t) { return log_softmax(t, 1); }, {huge, 3, 0}},
+      {[](const Tensor& t) { return logsumexp(t, 1); }, {huge, 0}},
+      {[](const Tensor& t) { return max(t, 1); }, {huge, 0}},
+      {[](const Tensor& t) { return sum(t, 1); }, {huge, 0}},
+      {[](const Tensor& t) { return mean(t, 1); }, {huge, 0}},
+      {[](const Tensor& t) {
+         return sum_to(t, {3, 0});
+       },
+       {3, 0}},
+      {[](const Tensor& t) {
+         return t + zeros({3, 1}, f64);
+       },
+       {huge, 3, 0}},
+      {[](const Tensor& t) {
+         return binary_cross_entropy_with_logits(t, zeros({3, 1}, f64));
+       },
+       {}},
+  };
+  for (const auto& [f, shape] : cases) {
+    EXPECT_EQ(f(e).shape(), shape);
+    for (const bool composed : {false, true}) {
+      EXPECT_EQ(vjp(f, e, ones(shape, f64), composed).shape(), e.shape());
+    }
+  }
+  EXPECT_EQ(broadcast_to(zeros({3, 0}, f64), {huge, 3, 0}).shape(), Shape({huge, 3, 0}));
+}
+
 }  // namespace
 }  // namespace tg
