@@ -6,15 +6,18 @@
 #include <new>
 #include <vector>
 
+#include "autograd/shape.h"
+
 namespace tg::detail {
 namespace {
 
 constexpr std::align_val_t kAlignment{64};
 constexpr std::size_t kMinBuffer = 64;
-// Power-of-two buffer classes up to 2^40 bytes; a class keeps at most 16 MiB or 64 blocks,
+// Power-of-two buffer classes up to kMaxTensorBytes; a class keeps at most 16 MiB or 64 blocks,
 // whichever is more blocks (a graph of thousands of small tensors reuses all of them), and a
 // thread keeps at most kMaxCachedBytes in all.
-constexpr std::size_t kClasses = 41;
+constexpr std::size_t kClasses = std::bit_width(kMaxTensorBytes);
+static_assert(std::has_single_bit(kMaxTensorBytes));
 constexpr std::size_t kBytesPerClass = std::size_t(16) << 20;
 constexpr std::size_t kMinBlocksPerClass = 64;
 constexpr std::size_t kMaxCachedBytes = std::size_t(256) << 20;
@@ -60,6 +63,8 @@ Caches* caches() {
 }  // namespace
 
 void* allocate_buffer(std::size_t bytes) {
+  // Above the largest class there is no class to index, and the system must not be asked.
+  if (bytes > kMaxTensorBytes) throw std::bad_alloc();
   const std::size_t c = buffer_class(bytes);
   if (Caches* cache = caches(); cache && !cache->buffers[c].empty()) {
     void* p = cache->buffers[c].back();

@@ -7,7 +7,8 @@
 
 namespace tg::detail {
 
-// 64-byte aligned, so Eigen can use aligned vector loads.
+// 64-byte aligned, so Eigen can use aligned vector loads. Throws std::bad_alloc above
+// kMaxTensorBytes (autograd/shape.h).
 void* allocate_buffer(std::size_t bytes);
 void release_buffer(void* data, std::size_t bytes) noexcept;
 

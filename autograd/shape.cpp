@@ -3,37 +3,59 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <ostream>
 
 #include "autograd/error.h"
 
 namespace tg {
 
-Shape::Shape(std::span<const std::int64_t> dims) {
-  if (dims.size() > kMaxRank) {
-    fail("Shape: rank {} exceeds the maximum rank {}", dims.size(), kMaxRank);
+namespace {
+
+// The Shape invariant, the one place where a product of dims is checked.
+void check_dims(std::span<const std::int64_t> dims, const char* op) {
+  if (dims.size() > std::size_t(Shape::kMaxRank)) {
+    fail("{}: rank {} of [{}] exceeds the maximum rank {}", op, dims.size(), fmt::join(dims, ", "),
+         Shape::kMaxRank);
   }
-  for (std::int64_t dim : dims) push_back(dim);
+  std::int64_t product = 1;
+  for (std::int64_t dim : dims) {
+    if (dim < 0) fail("{}: dimension {} of [{}] is negative", op, dim, fmt::join(dims, ", "));
+    if (dim != 0 && __builtin_mul_overflow(product, dim, &product)) {
+      fail("{}: shape [{}] is too large: the product of its non-zero dimensions exceeds 2^63 - 1",
+           op, fmt::join(dims, ", "));
+    }
+  }
 }
 
-void Shape::push_back(std::int64_t dim) {
-  if (rank_ == kMaxRank) fail("Shape: rank exceeds the maximum rank {}", kMaxRank);
-  if (dim < 0) fail("Shape: dimension {} is negative", dim);
-  dims_[rank_++] = dim;
+}  // namespace
+
+Shape::Shape(std::span<const std::int64_t> dims, const char* op) {
+  check_dims(dims, op);
+  std::copy(dims.begin(), dims.end(), dims_.begin());
+  rank_ = int(dims.size());
 }
 
+void Shape::push_back(std::int64_t dim, const char* op) {
+  std::array<std::int64_t, kMaxRank + 1> grown{};
+  std::copy(begin(), end(), grown.begin());
+  grown[std::size_t(rank_)] = dim;
+  *this = Shape(std::span(grown.data(), std::size_t(rank_ + 1)), op);
+}
+
+// Dropping a dim keeps the invariant, so this needs no check.
 Shape Shape::without_axis(int axis) const {
   Shape out;
   for (int i = 0; i < rank_; ++i) {
-    if (i != axis) out.push_back(dims_[i]);
+    if (i != axis) out.dims_[out.rank_++] = dims_[i];
   }
   return out;
 }
 
-Shape Shape::with_dim(int axis, std::int64_t dim) const {
-  Shape out = *this;
-  out.dims_[axis] = dim;
-  return out;
+Shape Shape::with_dim(int axis, std::int64_t dim, const char* op) const {
+  std::array<std::int64_t, kMaxRank> dims = dims_;
+  dims[std::size_t(axis)] = dim;
+  return Shape(std::span(dims.data(), std::size_t(rank_)), op);
 }
 
 bool Shape::operator==(const Shape& other) const {
@@ -52,6 +74,18 @@ std::ostream& operator<<(std::ostream& out, const Shape& shape) {
   return out << shape.str();
 }
 
+std::size_t tensor_bytes(const Shape& shape, std::size_t element_size, const char* what) {
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(std::size_t(shape.numel()), element_size, &bytes) ||
+      bytes > kMaxTensorBytes) {
+    throw TensorTooLarge(
+        fmt::format("a tensor of shape {} ({} elements of {}) exceeds the {} bytes "
+                    "(1 TiB) one tensor may hold",
+                    shape.str(), shape.numel(), what, kMaxTensorBytes));
+  }
+  return bytes;
+}
+
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   const int rank = std::max(a.rank(), b.rank());
   std::array<std::int64_t, Shape::kMaxRank> dims{};
@@ -66,7 +100,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     }
     dims[i] = da == 1 ? db : da;
   }
-  return Shape(std::span(dims.data(), std::size_t(rank)));
+  return Shape(std::span(dims.data(), std::size_t(rank)), op);
 }
 
 bool broadcastable_to(const Shape& from, const Shape& to) {

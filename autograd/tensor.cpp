@@ -66,6 +66,10 @@ double element(const Tensor& t, std::int64_t flat) {
   return 0.0;
 }
 
+std::size_t byte_size(const Shape& shape, DType dtype) {
+  return tensor_bytes(shape, dtype_size(dtype), dtype_name(dtype));
+}
+
 void store(Tensor& t, std::int64_t flat, double value) {
   switch (t.dtype()) {
     case DType::f32:
@@ -129,7 +133,7 @@ Tensor Tensor::detach() const {
 
 Tensor Tensor::copy() const {
   Tensor out = empty(shape(), dtype());
-  std::memcpy(out.raw_data(), raw_data(), std::size_t(numel()) * dtype_size(dtype()));
+  std::memcpy(out.raw_data(), raw_data(), byte_size(shape(), dtype()));
   return out;
 }
 
@@ -308,8 +312,8 @@ double Generator::normal() {
 // ---- factories ----
 
 Tensor empty(const Shape& shape, DType dtype) {
-  auto storage = std::allocate_shared<detail::Storage>(
-      detail::PoolAllocator<detail::Storage>(), std::size_t(shape.numel()) * dtype_size(dtype));
+  auto storage = std::allocate_shared<detail::Storage>(detail::PoolAllocator<detail::Storage>(),
+                                                       byte_size(shape, dtype));
   return Tensor(detail::make_impl(std::move(storage), shape, dtype));
 }
 
@@ -321,7 +325,7 @@ Tensor full(const Shape& shape, double value, DType dtype) {
 
 Tensor zeros(const Shape& shape, DType dtype) {
   Tensor out = empty(shape, dtype);
-  std::memset(out.raw_data(), 0, std::size_t(out.numel()) * dtype_size(dtype));
+  std::memset(out.raw_data(), 0, byte_size(shape, dtype));
   return out;
 }
 
@@ -340,7 +344,14 @@ Tensor arange(double start, double stop, double step, DType dtype) {
     fail("arange: expected finite start, stop and a non-zero step, got {}, {}, {}", start, stop,
          step);
   }
-  const auto n = std::int64_t(std::max(0.0, std::ceil((stop - start) / step)));
+  const double count = std::max(0.0, std::ceil((stop - start) / step));
+  // Converting a count past int64's range (or infinite, when stop - start overflows) is
+  // undefined behaviour; a count within it but too large fails in empty().
+  if (!(count < 0x1p63)) {
+    fail("arange: [{}, {}) in steps of {} has {} elements, more than 2^63 - 1", start, stop, step,
+         count);
+  }
+  const auto n = std::int64_t(count);
   Tensor out = empty({n}, dtype);
   for (std::int64_t i = 0; i < n; ++i) store(out, i, start + double(i) * step);
   return out;

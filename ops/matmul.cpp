@@ -7,6 +7,8 @@
 // A 2-D operand broadcasts over the batch; the engine sums its gradient over the batch.
 //
 //   linear  y = x·Wᵀ + b (W is [out, in], as PyTorch's)   dx = g·W, dW = gᵀ·x, db = Σ_rows g
+#include <array>
+
 #include "autograd/tape.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
@@ -50,8 +52,8 @@ Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulAttrs& attrs) {
     fail("matmul: batch sizes differ: {} and {}", a.shape().str(), b.shape().str());
   }
   // A 2-D operand takes the other's batch, which may be empty.
-  const std::int64_t batch = a.rank() == 3 ? da.batch : db.batch;
-  return batched ? Shape{batch, da.rows, db.cols} : Shape{da.rows, db.cols};
+  const std::array<std::int64_t, 3> dims{a.rank() == 3 ? da.batch : db.batch, da.rows, db.cols};
+  return Shape(std::span(dims).subspan(batched ? 0 : 1), "matmul");
 }
 
 Tensor matmul_forward(ForwardContext& ctx, const MatmulAttrs& attrs) {
@@ -61,6 +63,8 @@ Tensor matmul_forward(ForwardContext& ctx, const MatmulAttrs& attrs) {
   return dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
     using Matrix = Eigen::Map<const detail::RowMatrix<T>>;
     Tensor out = empty(out_shape, a.dtype());
+    // An empty batch of products may still count up to 2^63 products of nothing.
+    if (out.numel() == 0) return out;
     const std::int64_t ar = a.shape()[a.rank() - 2], ac = a.shape()[a.rank() - 1];
     const std::int64_t br = b.shape()[b.rank() - 2], bc = b.shape()[b.rank() - 1];
     const std::int64_t m = out_shape[out_shape.rank() - 2], n = out_shape[out_shape.rank() - 1];
@@ -105,19 +109,26 @@ void matmul_backward(BackwardContext& ctx, const MatmulAttrs& attrs) {
   }
 }
 
-// x viewed as a matrix of rows of its last dimension.
+// The number of rows of x viewed as a matrix of its last dimension: counted from the leading
+// dims, since numel / last is wrong when either is 0.
+std::int64_t row_count(const Tensor& t) {
+  return t.shape().without_axis(t.rank() - 1).numel();
+}
+
 Tensor as_rows(const Tensor& t) {
-  const std::int64_t last = t.shape()[t.rank() - 1];
-  return t.rank() == 2 ? t : reshape(t, {t.numel() / std::max<std::int64_t>(last, 1), last});
+  return t.rank() == 2 ? t : reshape(t, {row_count(t), t.shape()[t.rank() - 1]});
 }
 
 Tensor linear_forward(ForwardContext& ctx, const NoAttrs&) {
   const Tensor& x = ctx.input(0);
   const Tensor& weight = ctx.input(1);
-  const std::int64_t rows = x.numel() / std::max<std::int64_t>(x.shape()[x.rank() - 1], 1);
+  const std::int64_t rows = row_count(x);
   const std::int64_t in = weight.shape()[1], out = weight.shape()[0];
   return dispatch_floating(x.dtype(), "linear", [&]<class T>() {
-    Tensor y = empty(x.shape().with_dim(x.rank() - 1, out), x.dtype());
+    Tensor y = empty(x.shape().with_dim(x.rank() - 1, out, "linear"), x.dtype());
+    // Eigen walks the rows of an empty [rows, 0] result one by one, up to 2^63 of them.
+    if (y.numel() == 0) return y;
+    // With in = 0 the product is of nothing: Eigen writes zeros, so y is the bias repeated.
     Eigen::Map<detail::RowMatrix<T>> my(y.data<T>(), rows, out);
     my.noalias() = Eigen::Map<const detail::RowMatrix<T>>(x.data<T>(), rows, in) *
                    Eigen::Map<const detail::RowMatrix<T>>(weight.data<T>(), out, in).transpose();

@@ -6,6 +6,7 @@
 //   concat        y = [x₀, x₁, …] along axis a            dxᵢ = slice of g
 //   index_select  y = x[idx] along axis a                 dx = index_select_backward(g): g added
 //                                                         into zeros at idx (repeats accumulate)
+#include <algorithm>
 #include <cstring>
 
 #include "autograd/tape.h"
@@ -90,6 +91,8 @@ void copy_axis_range(const Tensor& src, std::int64_t src_start, Tensor& dst, std
                      std::int64_t count, int axis) {
   const AxisSplit s = split_at_axis(src.shape(), axis);
   const AxisSplit d = split_at_axis(dst.shape(), axis);
+  // Nothing to copy, but the outer loop could still run up to 2^63 times (a [2^62, 0] slice).
+  if (s.outer == 0 || count == 0 || s.inner == 0) return;
   const std::size_t element = dtype_size(src.dtype());
   const std::size_t run = std::size_t(count * s.inner) * element;
   const auto* ps = static_cast<const std::byte*>(src.raw_data());
@@ -137,8 +140,13 @@ struct ConcatAttrs {
 Tensor concat_forward(ForwardContext& ctx, const ConcatAttrs& a) {
   const Tensor& first = ctx.input(0);
   std::int64_t total = 0;
-  for (std::size_t i = 0; i < ctx.num_inputs(); ++i) total += ctx.input(i).shape()[a.axis];
-  Tensor out = empty(first.shape().with_dim(a.axis, total), first.dtype());
+  for (std::size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (__builtin_add_overflow(total, ctx.input(i).shape()[a.axis], &total)) {
+      fail("concat: the sizes of axis {} of {} tensors add up to more than 2^63 - 1", a.axis,
+           ctx.num_inputs());
+    }
+  }
+  Tensor out = empty(first.shape().with_dim(a.axis, total, "concat"), first.dtype());
   std::int64_t start = 0;
   for (std::size_t i = 0; i < ctx.num_inputs(); ++i) {
     const std::int64_t count = ctx.input(i).shape()[a.axis];
@@ -167,6 +175,8 @@ struct IndexAttrs {
 template <class T>
 void gather_scatter(const Tensor& src, Tensor& dst, const Tensor& indices, int axis,
                     bool scatter_add) {
+  // An empty side leaves nothing to move, however many times the outer loop would run.
+  if (src.numel() == 0 || dst.numel() == 0) return;
   const AxisSplit s = split_at_axis(src.shape(), axis);
   const AxisSplit d = split_at_axis(dst.shape(), axis);
   const std::int64_t* idx = indices.data<std::int64_t>();
@@ -189,7 +199,7 @@ Tensor index_select_forward(ForwardContext& ctx, const IndexAttrs& a) {
   const Tensor& x = ctx.input(0);
   const Tensor& indices = ctx.input(1);
   return dispatch_floating(x.dtype(), "index_select", [&]<class T>() {
-    Tensor out = empty(x.shape().with_dim(a.axis, indices.numel()), x.dtype());
+    Tensor out = empty(x.shape().with_dim(a.axis, indices.numel(), "index_select"), x.dtype());
     gather_scatter<T>(x, out, indices, a.axis, false);
     return out;
   });
@@ -266,18 +276,24 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
 
 Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis, SourceLocation location) {
   if (tensors.empty()) fail("concat: no tensors given");
-  const Tensor& first = tensors.front();
+  // As in PyTorch, a tensor of shape [0] joins any concatenation as nothing: it is how a list of
+  // pieces often starts. It is left out of the entry, so its gradient is zeros.
+  const auto is_legacy_empty = [](const Tensor& t) { return t.rank() == 1 && t.numel() == 0; };
+  const auto kept = std::find_if_not(tensors.begin(), tensors.end(), is_legacy_empty);
+  const std::size_t f = kept == tensors.end() ? 0 : std::size_t(kept - tensors.begin());
+  const Tensor& first = tensors[f];
   const int a = normalize_axis(axis, first.rank(), "concat");
   std::vector<const Tensor*> inputs;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     if (t.dtype() != first.dtype()) {
-      fail("concat: tensor {} is {}, tensor 0 is {}", i, dtype_name(t.dtype()),
+      fail("concat: tensor {} is {}, tensor {} is {}", i, dtype_name(t.dtype()), f,
            dtype_name(first.dtype()));
     }
+    if (i != f && is_legacy_empty(t)) continue;
     if (t.rank() != first.rank() || !(t.shape().with_dim(a, 0) == first.shape().with_dim(a, 0))) {
-      fail("concat: tensor {} has shape {}, which differs from tensor 0's {} outside axis {}", i,
-           t.shape().str(), first.shape().str(), a);
+      fail("concat: tensor {} has shape {}, which differs from tensor {}'s {} outside axis {}", i,
+           t.shape().str(), f, first.shape().str(), a);
     }
     inputs.push_back(&t);
   }
