@@ -130,7 +130,7 @@ void fused_backward_vector(const T* y, const T* g, T* dx, std::int64_t n, Normal
   if (kind == Normalizer::softmax) {
     out = yv * (gv - (gv * yv).sum());
   } else {
-    out = gv - yv.exp() * gv.sum();
+    out = gv - detail::exp_array(yv) * gv.sum();
   }
 }
 
@@ -144,7 +144,7 @@ void fused_backward_block(const T* y, const T* g, T* dx, std::int64_t n, std::in
     out = (ym.array() * (gm.rowwise() - dot).array()).matrix();
   } else {
     const RowVector<T> total = gm.colwise().sum();
-    out = gm - (ym.array().exp().rowwise() * total.array()).matrix();
+    out = gm - (detail::exp_array(ym.array()).rowwise() * total.array()).matrix();
   }
 }
 

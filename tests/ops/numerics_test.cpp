@@ -315,6 +315,19 @@ void check_masks(std::int64_t n, bool along_first_axis) {
             << "log_softmax " << how << " at " << i;
       }
     }
+    // With a cotangent that is 0 at the masked entries, their gradient is exactly 0 (the
+    // exp(−inf) in g − exp(y) ⊙ Σg is 0, not a denormal).
+    std::vector<double> kept(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) kept[i] = v[i] == -INFINITY ? 0.0 : 1.0;
+    Tensor kept_mask = from_vector(kept, {2, n}, dtype);
+    if (along_first_axis) kept_mask = transpose(kept_mask, 0, 1).copy();
+    const std::vector<double> dls_kept = row(
+        vjp([&](const Tensor& t) { return log_softmax(t, axis); }, x, g * kept_mask, composed), 0);
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (v[std::size_t(i)] == -INFINITY) {
+        EXPECT_EQ(dls_kept[std::size_t(i)], 0.0) << "log_softmax gradient " << how << " at " << i;
+      }
+    }
     for (double e : row(log_softmax(x, axis), 1)) EXPECT_TRUE(std::isnan(e)) << how;
     for (double e :
          row(vjp([&](const Tensor& t) { return log_softmax(t, axis); }, x, g, composed), 1))
