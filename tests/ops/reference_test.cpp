@@ -225,22 +225,6 @@ std::vector<Record> op_records() {
   return all;
 }
 
-// Cases that fail because of a bug not fixed yet, each with the reason; the fixture keeps them.
-struct KnownFailure {
-  const char* op;
-  const char* name;
-  const char* dtype;  // nullptr: both
-  const char* reason;
-};
-const std::vector<KnownFailure> kKnownFailures = {};
-
-const KnownFailure* known_failure(const Record& r) {
-  for (const KnownFailure& k : kKnownFailures) {
-    if (r.op == k.op && r.name == k.name && (k.dtype == nullptr || r.dtype == k.dtype)) return &k;
-  }
-  return nullptr;
-}
-
 nn::Activation activation_named(const std::string& name) {
   static const std::map<std::string, nn::Activation> kinds = {
       {"relu", nn::Activation::relu},
@@ -348,7 +332,6 @@ std::string replay(const json& c) {
 
 // Replays one op or module record; a failure names the op, the case, the dtype and each element.
 void expect_replay(const Record& r, const char* kind) {
-  if (const KnownFailure* k = known_failure(r)) GTEST_SKIP() << "known failure: " << k->reason;
   const json c = fixture_case(r.file, r.index);
   std::string report;
   try {
