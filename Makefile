@@ -5,7 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure demo test sanitize tsan fuzz bench clean
+.PHONY: deps configure demo test sanitize tsan fuzz reference bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -65,6 +65,12 @@ fuzz:
 	  echo "fuzz_$$target: exit $$status, $$(grep -E '^stat::number_of_executed_units' $$log)"; \
 	  if [ $$status -ne 0 ]; then tail -n 40 $$log; exit 1; fi; \
 	done
+
+# Regenerates tests/reference/*.json from PyTorch (Debian's python3-torch, installed here if
+# missing). Run by hand after changing an op; CI only replays the committed fixtures.
+reference:
+	@bash scripts/deps.sh python3-torch
+	/usr/bin/python3 scripts/make_reference.py
 
 # Not part of the test command: timings belong to benchmarks. Add TORCH=1 to compare with
 # libtorch (installs libtorch-dev).
