@@ -393,7 +393,10 @@ Tensor int64_tensor(const std::vector<std::int64_t>& values, const Shape& shape)
     fail("int64_tensor: {} values do not fill shape {}", values.size(), shape.str());
   }
   Tensor out = empty(shape, DType::i64);
-  std::memcpy(out.raw_data(), values.data(), values.size() * sizeof(std::int64_t));
+  // An empty vector's data() may be null, which memcpy must not be given even for 0 bytes.
+  if (!values.empty()) {
+    std::memcpy(out.raw_data(), values.data(), values.size() * sizeof(std::int64_t));
+  }
   return out;
 }
 
