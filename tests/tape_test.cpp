@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 
+#include "expect_error.h"
 #include "tapegrad.h"
 
 namespace tg {
@@ -101,14 +102,7 @@ TEST(Backward, TheSeedMustMatchTheOutputsShapeAndDtype) {
 }
 
 TEST(Backward, AnUndefinedOutputIsAnError) {
-  const auto expect_message = [](const std::function<void()>& call, const std::string& message) {
-    try {
-      call();
-      ADD_FAILURE() << "expected an error: " << message;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
-    }
-  };
+  const auto& expect_message = test_support::expect_error_containing;
   expect_message([] { Tensor().backward(); }, "backward: the output tensor is undefined");
   const Tensor x = tensor({1.0}, f64).requires_grad(true);
   expect_message([&] { grad(Tensor(), {x}); }, "grad: the output tensor is undefined");

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 
+#include "expect_error.h"
 #include "tapegrad.h"
 
 namespace tg {
@@ -62,14 +63,7 @@ TEST(Tensor, CopiesShareValueAndGradient) {
 TEST(Tensor, AnUndefinedTensorSaysSoWhenUsed) {
   Tensor t;
   EXPECT_FALSE(t.defined());
-  const auto expect_message = [](const std::function<void()>& call, const std::string& message) {
-    try {
-      call();
-      ADD_FAILURE() << "expected an error: " << message;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
-    }
-  };
+  const auto& expect_message = test_support::expect_error_containing;
   const std::string undefined = ": the tensor is undefined (default-constructed or moved from)";
   expect_message([&] { (void)t.grad(); }, "Tensor::grad" + undefined);
   expect_message([&] { t.zero_grad(); }, "Tensor::zero_grad" + undefined);
