@@ -1,9 +1,19 @@
 #include "autograd/parallel.h"
 
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "autograd/error.h"
 
 #ifdef _OPENMP
-#include <omp.h>
+#include <Eigen/Core>
 #endif
 
 #ifdef TAPEGRAD_OPENBLAS
@@ -11,23 +21,169 @@ extern "C" void openblas_set_num_threads(int threads);
 #endif
 
 namespace tg {
+namespace {
+
+// Blocks per thread: more blocks than threads, so that when another process holds a core the
+// threads that do run take over the blocks of the one that does not.
+constexpr std::int64_t kBlocksPerThread = 4;
+
+int default_threads() {
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    const int threads = std::atoi(env);
+    if (threads >= 1) return threads;
+  }
+  cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof cpus, &cpus) == 0) return std::max(1, CPU_COUNT(&cpus));
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+std::atomic<int> requested_threads{default_threads()};
+
+#ifdef _OPENMP
+// Eigen's GEMM would parallelise itself with OpenMP (whose threads spin between products);
+// matmul splits its large products over the pool instead.
+const bool eigen_single_threaded = (Eigen::setNbThreads(1), true);
+#endif
+
+// True on the pool's threads, and on a caller while its blocks run: a parallel_for from there
+// runs serially instead of waiting for threads that are all busy with the enclosing one.
+thread_local bool inside_parallel = false;
+
+class InsideParallel {
+ public:
+  InsideParallel() { inside_parallel = true; }
+  ~InsideParallel() { inside_parallel = false; }
+  InsideParallel(const InsideParallel&) = delete;
+  InsideParallel& operator=(const InsideParallel&) = delete;
+};
+
+struct Job {
+  // [0, count) in about `wanted` blocks of consecutive indices.
+  Job(std::int64_t n, std::int64_t wanted, void (*function)(void*, std::int64_t, std::int64_t),
+      void* data)
+      : call(function),
+        context(data),
+        count(n),
+        block_size((n + wanted - 1) / wanted),
+        blocks((n + block_size - 1) / block_size) {}
+
+  void (*const call)(void*, std::int64_t, std::int64_t);
+  void* const context;
+  const std::int64_t count;
+  const std::int64_t block_size;
+  const std::int64_t blocks;
+  std::atomic<std::int64_t> next{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+
+  // Claims blocks until none is left; any thread may take any block.
+  void run() {
+    for (std::int64_t b = next.fetch_add(1, std::memory_order_relaxed); b < blocks;
+         b = next.fetch_add(1, std::memory_order_relaxed)) {
+      const std::int64_t begin = b * block_size;
+      try {
+        call(context, begin, std::min(count, begin + block_size));
+      } catch (...) {
+        const std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next.store(blocks, std::memory_order_relaxed);  // the result is lost: stop early
+      }
+    }
+  }
+};
+
+// Workers sleep on a futex (std::atomic::wait) until the generation changes. A worker that
+// wakes joins the current job, if there still is one, by counting itself in users_ before it
+// reads job_; the caller clears job_ and then waits for users_ to drop to zero, so a job on the
+// caller's stack is never touched after the caller returns.
+class Pool {
+ public:
+  ~Pool() { resize(0); }
+
+  // Serialises jobs: a second caller finds it locked and runs its loop itself.
+  std::mutex& run_mutex() { return run_mutex_; }
+
+  // Needs run_mutex().
+  void run(Job& job, int threads) {
+    if (int(workers_.size()) != threads - 1) resize(threads - 1);
+    job_.store(&job);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    {
+      const InsideParallel inside;
+      job.run();
+    }
+    job_.store(nullptr);
+    for (int users = users_.load(); users != 0; users = users_.load()) users_.wait(users);
+  }
+
+ private:
+  void resize(int workers) {
+    stop_.store(true);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    for (std::thread& worker : workers_) worker.join();
+    workers_.clear();
+    stop_.store(false);
+    for (int i = 0; i < workers; ++i) {
+      workers_.emplace_back([this, seen = generation_.load()] { work(seen); });
+    }
+  }
+
+  void work(std::uint32_t seen) {
+    inside_parallel = true;
+    for (;;) {
+      generation_.wait(seen, std::memory_order_acquire);
+      seen = generation_.load(std::memory_order_acquire);
+      if (stop_.load()) return;
+      users_.fetch_add(1);
+      if (Job* job = job_.load()) job->run();
+      if (users_.fetch_sub(1) == 1) users_.notify_one();
+    }
+  }
+
+  std::mutex run_mutex_;
+  std::vector<std::thread> workers_;
+  std::atomic<Job*> job_{nullptr};
+  std::atomic<std::uint32_t> generation_{0};
+  std::atomic<int> users_{0};
+  std::atomic<bool> stop_{false};
+};
+
+Pool& pool() {
+  static Pool instance;
+  return instance;
+}
+
+}  // namespace
 
 void set_num_threads(int threads) {
   if (threads < 1) fail("set_num_threads: expected at least one thread, got {}", threads);
-#ifdef _OPENMP
-  omp_set_num_threads(threads);
-#endif
+  requested_threads.store(threads, std::memory_order_relaxed);
 #ifdef TAPEGRAD_OPENBLAS
   openblas_set_num_threads(threads);
 #endif
 }
 
 int num_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
+  return requested_threads.load(std::memory_order_relaxed);
 }
 
+namespace detail {
+
+void run_blocks(std::int64_t count, void (*call)(void*, std::int64_t, std::int64_t),
+                void* context) {
+  const int threads = num_threads();
+  Pool& p = pool();
+  std::unique_lock lock(p.run_mutex(), std::defer_lock);
+  if (threads == 1 || inside_parallel || !lock.try_lock()) {
+    call(context, 0, count);
+    return;
+  }
+  Job job(count, std::min(count, kBlocksPerThread * threads), call, context);
+  p.run(job, threads);
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+}  // namespace detail
 }  // namespace tg

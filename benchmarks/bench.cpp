@@ -1,6 +1,6 @@
 // tapegrad against hand-written Eigen (no tape, preallocated buffers, backward by hand) in one
-// binary, so that every comparison is a ratio measured in the same run. scripts/bench.sh runs it
-// and prints the ratio table.
+// binary, so that every comparison is a ratio measured in the same run. scripts/bench.py runs it
+// and prints the ratio tables; `--busy=N` runs it while N other processes keep N cores busy.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "benchmarks/busy.h"
 #include "benchmarks/workloads.h"
 #include "tapegrad.h"
 
@@ -74,6 +76,14 @@ Matrix random_matrix(std::int64_t rows, std::int64_t cols, tg::Generator& gen, f
   return m;
 }
 
+// The library's default thread count, read before any benchmark changes it.
+int default_threads = 1;
+
+// Benchmarks with a thread argument: 0 stands for the default.
+void use_threads(const benchmark::State& state) {
+  tg::set_num_threads(state.range(0) == 0 ? default_threads : int(state.range(0)));
+}
+
 tg::Tensor as_tensor(const Matrix& m) {
   tg::Tensor t = tg::empty({m.rows(), m.cols()}, tg::f32);
   std::copy(m.data(), m.data() + m.size(), t.data<float>());
@@ -107,7 +117,7 @@ void W1_softmax_handwritten(benchmark::State& state) {
 BENCHMARK(W1_softmax_handwritten)->Unit(benchmark::kMicrosecond);
 
 void W1_softmax_tapegrad(benchmark::State& state) {
-  tg::set_num_threads(int(state.range(0)));
+  use_threads(state);
   tg::Generator gen(1);
   tg::Tensor x = as_tensor(random_matrix(kSoftmaxRows, kSoftmaxCols, gen)).requires_grad(true);
   const tg::Tensor g = as_tensor(random_matrix(kSoftmaxRows, kSoftmaxCols, gen));
@@ -120,7 +130,7 @@ void W1_softmax_tapegrad(benchmark::State& state) {
 BENCHMARK(W1_softmax_tapegrad)
     ->ArgName("threads")
     ->Arg(1)
-    ->Arg(2)
+    ->Arg(0)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
@@ -198,7 +208,7 @@ void W2_mlp_step_handwritten(benchmark::State& state) {
 BENCHMARK(W2_mlp_step_handwritten)->Unit(benchmark::kMicrosecond);
 
 void W2_mlp_step_tapegrad(benchmark::State& state) {
-  tg::set_num_threads(1);
+  use_threads(state);
   const MlpData d(2);
   auto model = std::make_shared<tg::nn::Sequential>();
   auto l1 = std::make_shared<tg::nn::Linear>(kInputs, kHidden);
@@ -223,7 +233,12 @@ void W2_mlp_step_tapegrad(benchmark::State& state) {
       double(allocations.load() - before) / double(state.iterations());
   state.counters["peak_rss_MiB"] = peak_rss_mib();
 }
-BENCHMARK(W2_mlp_step_tapegrad)->Unit(benchmark::kMicrosecond);
+BENCHMARK(W2_mlp_step_tapegrad)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // ---- W3 a chain of small ops ----
 
@@ -321,7 +336,7 @@ BENCHMARK(W4_gemm_tapegrad)->Unit(benchmark::kMillisecond);
 // ---- W5 one epoch of the digits MLP ----
 
 void W5_digits_epoch_tapegrad(benchmark::State& state) {
-  tg::set_num_threads(1);
+  use_threads(state);
   tg::nn::Dataset all = tg::nn::load_csv(TAPEGRAD_EXAMPLE_DATA "/digits.csv.gz");
   auto [train, test] = tg::nn::train_test_split(all, 0.2, 0);
   train.features = tg::nn::Standardizer(train.features)(train.features);
@@ -337,8 +352,85 @@ void W5_digits_epoch_tapegrad(benchmark::State& state) {
     }
   }
 }
-BENCHMARK(W5_digits_epoch_tapegrad)->Unit(benchmark::kMillisecond);
+BENCHMARK(W5_digits_epoch_tapegrad)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// ---- thresholds: the work at which a second thread starts to pay ----
+
+// The loop of ops' elementwise kernels (one contiguous chunk per thread) with no threshold, so
+// that it runs on the pool at any size. Arguments: threads, elements, 0 for a + b (memory-bound)
+// or 1 for exp (compute-bound). The smallest size at which the default beats one thread is the
+// kernel's threshold (kParallelElements).
+void Threshold_elementwise(benchmark::State& state) {
+  use_threads(state);
+  const std::int64_t n = state.range(1);
+  const bool exp = state.range(2) == 1;
+  tg::Generator gen(6);
+  const Matrix a = random_matrix(1, n, gen), b = random_matrix(1, n, gen);
+  Matrix out(1, n);
+  for (auto _ : state) {
+    const std::int64_t chunks = tg::num_threads();
+    const std::int64_t size = (n + chunks - 1) / chunks;
+    tg::detail::parallel_for(
+        chunks, n,
+        [&](std::int64_t c) {
+          const std::int64_t begin = std::min(n, c * size), count = std::min(n - begin, size);
+          auto o = out.middleCols(begin, count).array();
+          if (exp) {
+            o = a.middleCols(begin, count).array().exp();
+          } else {
+            o = a.middleCols(begin, count).array() + b.middleCols(begin, count).array();
+          }
+        },
+        0);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(Threshold_elementwise)
+    ->ArgNames({"threads", "elements", "exp"})
+    ->ArgsProduct({{1, 0}, {1 << 12, 1 << 14, 1 << 16, 1 << 18}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// tg::matmul of n × n matrices, forward only: products of at least kParallelMultiplyAdds
+// (ops/matmul.cpp) split over the threads. Arguments: threads, n.
+void Threshold_gemm(benchmark::State& state) {
+  use_threads(state);
+  const std::int64_t n = state.range(1);
+  tg::Generator gen(7);
+  const tg::Tensor a = as_tensor(random_matrix(n, n, gen)), b = as_tensor(random_matrix(n, n, gen));
+  for (auto _ : state) benchmark::DoNotOptimize(tg::matmul(a, b).raw_data());
+}
+BENCHMARK(Threshold_gemm)
+    ->ArgNames({"threads", "n"})
+    ->ArgsProduct({{1, 0}, {64, 96, 128, 160, 192, 256}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  default_threads = tg::num_threads();
+  int busy = 0;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--busy=", 0) == 0) {
+      busy = std::stoi(arg.substr(7));
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  const tg::bench::BusyCores spinners(busy);
+  int count = int(args.size());
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
+  benchmark::AddCustomContext("busy_cores", std::to_string(busy));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -56,6 +56,49 @@ Shape matmul_shape(const Tensor& a, const Tensor& b, const MatmulAttrs& attrs) {
   return Shape(std::span(dims).subspan(batched ? 0 : 1), "matmul");
 }
 
+// Products of at least this many multiply-adds split their output over the threads; below it
+// two threads were slower than one (Threshold_gemm in benchmarks/bench.cpp: waking a thread and
+// packing the right operand once per block cost more than half the product).
+constexpr std::int64_t kParallelMultiplyAdds = 1 << 21;
+// Output blocks are multiples of this along the split side: a multiple of the row and column
+// panels of Eigen's kernels (3 packets, up to 48 floats with AVX-512), so that every row and
+// column is computed by the same micro-kernel however the output is split, and the result does
+// not depend on the number of threads.
+constexpr std::int64_t kBlockAlign = 48;
+
+// Calls block(split_rows, begin, size) over blocks of a rows × cols product's longer side that
+// together cover it: one block, or for a large product, aligned blocks on the pool.
+template <class Block>
+void split_output(std::int64_t rows, std::int64_t cols, std::int64_t depth, Block block) {
+  const bool split_rows = rows >= cols;
+  const std::int64_t side = split_rows ? rows : cols;
+  // No overflow: both operands (rows·depth and depth·cols values) are in memory.
+  const std::int64_t work = rows * cols * depth;
+  if (work < kParallelMultiplyAdds || num_threads() == 1) {
+    block(split_rows, 0, side);
+    return;
+  }
+  const std::int64_t wanted = 4 * std::int64_t(num_threads());
+  const std::int64_t size =
+      ((side + wanted - 1) / wanted + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
+  detail::parallel_for((side + size - 1) / size, work,
+                       [&](std::int64_t i) {
+                         block(split_rows, i * size, std::min(side, (i + 1) * size) - i * size);
+                       },
+                       kParallelMultiplyAdds);
+}
+
+// out = lhs·rhs restricted to `size` rows (or columns) from `begin`.
+template <class Out, class Lhs, class Rhs>
+void multiply_block(Out& out, const Lhs& lhs, const Rhs& rhs, bool split_rows, std::int64_t begin,
+                    std::int64_t size) {
+  if (split_rows) {
+    out.middleRows(begin, size).noalias() = lhs.middleRows(begin, size) * rhs;
+  } else {
+    out.middleCols(begin, size).noalias() = lhs * rhs.middleCols(begin, size);
+  }
+}
+
 Tensor matmul_forward(ForwardContext& ctx, const MatmulAttrs& attrs) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
@@ -68,21 +111,33 @@ Tensor matmul_forward(ForwardContext& ctx, const MatmulAttrs& attrs) {
     const std::int64_t ar = a.shape()[a.rank() - 2], ac = a.shape()[a.rank() - 1];
     const std::int64_t br = b.shape()[b.rank() - 2], bc = b.shape()[b.rank() - 1];
     const std::int64_t m = out_shape[out_shape.rank() - 2], n = out_shape[out_shape.rank() - 1];
+    const std::int64_t depth = attrs.transpose_a ? ar : ac;
     const std::int64_t batch = out_shape.rank() == 3 ? out_shape[0] : 1;
-    for (std::int64_t i = 0; i < batch; ++i) {
+    const auto product = [&](std::int64_t i, bool split_rows, std::int64_t begin,
+                             std::int64_t size) {
       const Matrix ma(a.data<T>() + (a.rank() == 3 ? i * ar * ac : 0), ar, ac);
       const Matrix mb(b.data<T>() + (b.rank() == 3 ? i * br * bc : 0), br, bc);
       Eigen::Map<detail::RowMatrix<T>> mo(out.data<T>() + i * m * n, m, n);
       if (attrs.transpose_a && attrs.transpose_b) {
-        mo.noalias() = ma.transpose() * mb.transpose();
+        multiply_block(mo, ma.transpose(), mb.transpose(), split_rows, begin, size);
       } else if (attrs.transpose_a) {
-        mo.noalias() = ma.transpose() * mb;
+        multiply_block(mo, ma.transpose(), mb, split_rows, begin, size);
       } else if (attrs.transpose_b) {
-        mo.noalias() = ma * mb.transpose();
+        multiply_block(mo, ma, mb.transpose(), split_rows, begin, size);
       } else {
-        mo.noalias() = ma * mb;
+        multiply_block(mo, ma, mb, split_rows, begin, size);
       }
+    };
+    if (batch == 1) {
+      split_output(m, n, depth, [&](bool split_rows, std::int64_t begin, std::int64_t size) {
+        product(0, split_rows, begin, size);
+      });
+      return out;
     }
+    // A batch splits by product, each computed whole by one thread.
+    detail::parallel_for(
+        batch, batch * m * n * depth, [&](std::int64_t i) { product(i, true, 0, m); },
+        kParallelMultiplyAdds);
     return out;
   });
 }
@@ -130,8 +185,11 @@ Tensor linear_forward(ForwardContext& ctx, const NoAttrs&) {
     if (y.numel() == 0) return y;
     // With in = 0 the product is of nothing: Eigen writes zeros, so y is the bias repeated.
     Eigen::Map<detail::RowMatrix<T>> my(y.data<T>(), rows, out);
-    my.noalias() = Eigen::Map<const detail::RowMatrix<T>>(x.data<T>(), rows, in) *
-                   Eigen::Map<const detail::RowMatrix<T>>(weight.data<T>(), out, in).transpose();
+    const Eigen::Map<const detail::RowMatrix<T>> mx(x.data<T>(), rows, in);
+    const Eigen::Map<const detail::RowMatrix<T>> mw(weight.data<T>(), out, in);
+    split_output(rows, out, in, [&](bool split_rows, std::int64_t begin, std::int64_t size) {
+      multiply_block(my, mx, mw.transpose(), split_rows, begin, size);
+    });
     if (ctx.num_inputs() == 3) {
       my.rowwise() += Eigen::Map<const detail::RowVector<T>>(ctx.input(2).data<T>(), out);
     }

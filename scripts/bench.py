@@ -5,10 +5,17 @@ Builds build/benchmarks/tapegrad_bench (and, with --torch, build-torch/benchmark
 against Debian's libtorch-dev), runs each with 5 repetitions, and compares medians measured in the
 same run: tapegrad / hand-written Eigen, and tapegrad / libtorch. Peak memory of the W2 step is
 measured in a process that runs W2 alone.
+
+Then the threads table: W1, W2 and W5 with the default thread count divided by one thread, on an
+idle machine, with one core busy and with every core busy (`tapegrad_bench --busy=N` spins N
+other processes). Other work on the machine moves every timing, so the configurations are
+interleaved round by round and each ratio is the median of the rounds' ratios, each round
+measuring both thread counts back to back under the same load.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -29,6 +36,16 @@ def build(build_dir, *flags):
     return os.path.join(ROOT, build_dir, "benchmarks", target)
 
 
+def timing_us(binary, name, *flags):
+    """Median real time of one benchmark, in µs, and its JSON entry."""
+    out = run([binary, "--benchmark_format=json", f"--benchmark_filter=^{name}$", *flags],
+              stdout=subprocess.PIPE, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}).stdout
+    entries = [b for b in json.loads(out)["benchmarks"]
+               if b.get("aggregate_name", "median") == "median"]
+    scale = {"us": 1.0, "ms": 1e3, "ns": 1e-3}[entries[0]["time_unit"]]
+    return entries[0]["real_time"] * scale, entries[0]
+
+
 def medians(binary):
     """Medians of 5 repetitions, each workload in a process of its own (threads left spinning by
     one benchmark, or its memory, must not touch the next)."""
@@ -36,40 +53,79 @@ def medians(binary):
                 text=True).stdout.split()
     result = {}
     for name in names:
-        out = run([binary, "--benchmark_format=json", "--benchmark_repetitions=5",
-                   "--benchmark_report_aggregates_only=true",
-                   f"--benchmark_filter=^{name.replace('/', '/')}$"],
-                  stdout=subprocess.PIPE, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}).stdout
-        for b in json.loads(out)["benchmarks"]:
-            if b.get("aggregate_name") != "median":
-                continue
-            scale = {"us": 1.0, "ms": 1e3, "ns": 1e-3}[b["time_unit"]]
-            result[b["run_name"]] = dict(b, time_us=b["real_time"] * scale)
+        if name.startswith("Threshold_"):
+            continue  # measured when a threshold is set, not part of the table
+        time_us, entry = timing_us(binary, name, "--benchmark_repetitions=5",
+                                   "--benchmark_report_aggregates_only=true")
+        result[name] = dict(entry, time_us=time_us)
     return result
+
+
+THREADED = [("W1 softmax fwd+bwd", "W1_softmax_tapegrad"), ("W2 MLP SGD step", "W2_mlp_step_tapegrad"),
+            ("W5 digits MLP epoch", "W5_digits_epoch_tapegrad")]
+
+
+def threads_table(binary, rounds):
+    """Default threads ÷ 1 thread for THREADED, idle, one core busy and every core busy."""
+    cores = len(os.sched_getaffinity(0))
+    loads = [("idle", 0), ("one core busy", 1), (f"all {cores} cores busy", cores)]
+    ratios = {(w, busy): [] for _, w in THREADED for _, busy in loads}
+    times = {(w, busy, t): [] for _, w in THREADED for _, busy in loads for t in (1, 0)}
+    load_before = os.getloadavg()
+    for _ in range(rounds):
+        for _, busy in loads:
+            for _, workload in THREADED:
+                pair = {}
+                for threads in (1, 0):
+                    pair[threads], _ = timing_us(
+                        binary, f"{workload}/threads:{threads}/real_time", f"--busy={busy}")
+                    times[(workload, busy, threads)].append(pair[threads])
+                ratios[(workload, busy)].append(pair[0] / pair[1])
+    load_after = os.getloadavg()
+    print(f"Default threads ({cores} here) ÷ 1 thread, median of {rounds} interleaved rounds "
+          f"(load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; the busy "
+          f"processes add their own):")
+    print()
+    print("| workload | " + " | ".join(label for label, _ in loads) + " |")
+    print("| --- |" + " --- |" * len(loads))
+    for label, workload in THREADED:
+        cells = []
+        for _, busy in loads:
+            one = statistics.median(times[(workload, busy, 1)])
+            shown = f"{one:,.0f} µs" if one < 1e4 else f"{one / 1e3:,.1f} ms"
+            cells.append(f"{statistics.median(ratios[(workload, busy)]):.2f}× (1 thread {shown})")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--torch", action="store_true", help="also build and run against libtorch")
+    parser.add_argument("--build-dir", default="build", help="build directory of tapegrad_bench")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the threads table")
+    parser.add_argument("--threads-only", action="store_true", help="only the threads table")
     args = parser.parse_args()
 
-    tapegrad = medians(build("build"))
+    binary = build(args.build_dir)
+    if args.threads_only:
+        threads_table(binary, args.rounds)
+        return
+    tapegrad = medians(binary)
     torch = medians(build("build-torch", "-DTAPEGRAD_BENCH_TORCH=ON", "-DTAPEGRAD_BUILD_TESTS=OFF",
                           "-DTAPEGRAD_BUILD_EXAMPLES=OFF")) if args.torch else {}
 
     rows = [
         ("W1 softmax fwd+bwd, 1 thread", "W1_softmax_tapegrad/threads:1/real_time",
          "W1_softmax_handwritten", "W1_softmax_libtorch/threads:1/real_time", "≤ 1.2× hand"),
-        ("W1 softmax fwd+bwd, 2 threads", "W1_softmax_tapegrad/threads:2/real_time",
+        ("W1 softmax fwd+bwd, default threads", "W1_softmax_tapegrad/threads:0/real_time",
          "W1_softmax_handwritten", "W1_softmax_libtorch/threads:2/real_time",
          "≤ 0.625× hand (1 thread)"),
-        ("W2 MLP SGD step", "W2_mlp_step_tapegrad", "W2_mlp_step_handwritten",
+        ("W2 MLP SGD step", "W2_mlp_step_tapegrad/threads:1/real_time", "W2_mlp_step_handwritten",
          "W2_mlp_step_libtorch", "≤ 1.3× hand"),
         ("W3 chain of 1000 ops", "W3_chain_tapegrad", "W3_chain_handwritten", "W3_chain_libtorch",
          "≤ 0.15 µs/op"),
         ("W4 512² GEMM fwd+bwd", "W4_gemm_tapegrad", "W4_gemm_handwritten", "W4_gemm_libtorch",
          "≥ 0.95× hand throughput"),
-        ("W5 digits MLP epoch", "W5_digits_epoch_tapegrad", None, None, "—"),
+        ("W5 digits MLP epoch", "W5_digits_epoch_tapegrad/threads:1/real_time", None, None, "—"),
     ]
     print("| workload | tapegrad | tapegrad / hand-written Eigen | tapegrad / libtorch | target |")
     print("| --- | --- | --- | --- | --- |")
@@ -84,9 +140,11 @@ def main():
         vs_torch = f"{t / torch[lib]['time_us']:.3f}×" if lib and lib in torch else "—"
         print(f"| {label} | {shown} | {vs_hand} | {vs_torch} | {target} |")
     print()
-    print(f"W2: {tapegrad['W2_mlp_step_tapegrad']['allocs_per_step']:.0f} heap allocations per "
-          f"step after warm-up; peak resident memory of a process running W2 alone: "
-          f"{tapegrad['W2_mlp_step_tapegrad']['peak_rss_MiB']:.1f} MiB")
+    w2 = tapegrad["W2_mlp_step_tapegrad/threads:1/real_time"]
+    print(f"W2: {w2['allocs_per_step']:.0f} heap allocations per step after warm-up; peak resident "
+          f"memory of a process running W2 alone: {w2['peak_rss_MiB']:.1f} MiB")
+    print()
+    threads_table(binary, args.rounds)
 
 
 if __name__ == "__main__":
