@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -76,11 +77,13 @@ struct Job {
   std::mutex error_mutex;
   std::exception_ptr error;
 
-  // Claims blocks until none is left; any thread may take any block.
-  void run() {
+  // Claims blocks until none is left (any thread may take any block); returns how many it ran.
+  std::int64_t run() {
+    std::int64_t ran = 0;
     for (std::int64_t b = next.fetch_add(1, std::memory_order_relaxed); b < blocks;
          b = next.fetch_add(1, std::memory_order_relaxed)) {
       const std::int64_t begin = b * block_size;
+      ++ran;
       try {
         call(context, begin, std::min(count, begin + block_size));
       } catch (...) {
@@ -89,7 +92,42 @@ struct Job {
         next.store(blocks, std::memory_order_relaxed);  // the result is lost: stop early
       }
     }
+    return ran;
   }
+};
+
+using Clock = std::chrono::steady_clock;
+
+// When another process holds a core, a pool thread that claimed a block may be descheduled for a
+// whole time slice (milliseconds) while the caller waits for it. A job that took longer than
+// its caller would have taken alone sends the next jobs to the caller alone for a while: 10 ms,
+// doubling while jobs keep losing, up to a second, so that on a busy machine the pool costs a
+// late block now and then, and on a machine that became idle it is back within the period.
+class Backoff {
+ public:
+  bool serial(Clock::time_point now) const {
+    return now.time_since_epoch().count() < serial_until_.load(std::memory_order_relaxed);
+  }
+  void record(bool lost, Clock::time_point now) {
+    if (!lost) {
+      period_.store(kFirstPeriod, std::memory_order_relaxed);
+      return;
+    }
+    const Clock::rep period = period_.load(std::memory_order_relaxed);
+    serial_until_.store(now.time_since_epoch().count() + period, std::memory_order_relaxed);
+    period_.store(std::min(2 * period, kLongestPeriod), std::memory_order_relaxed);
+  }
+  // A new thread count starts afresh.
+  void reset() {
+    serial_until_.store(0, std::memory_order_relaxed);
+    period_.store(kFirstPeriod, std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr Clock::rep kFirstPeriod = Clock::duration(std::chrono::milliseconds(10)).count();
+  static constexpr Clock::rep kLongestPeriod = Clock::duration(std::chrono::seconds(1)).count();
+  std::atomic<Clock::rep> serial_until_{0};
+  std::atomic<Clock::rep> period_{kFirstPeriod};
 };
 
 // Workers sleep on a futex (std::atomic::wait) until the generation changes. A worker that
@@ -103,18 +141,29 @@ class Pool {
   // Serialises jobs: a second caller finds it locked and runs its loop itself.
   std::mutex& run_mutex() { return run_mutex_; }
 
+  Backoff& backoff() { return backoff_; }
+
   // Needs run_mutex().
   void run(Job& job, int threads) {
     if (int(workers_.size()) != threads - 1) resize(threads - 1);
+    const Clock::time_point start = Clock::now();
     job_.store(&job);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
+    std::int64_t mine = 0;
     {
       const InsideParallel inside;
-      job.run();
+      mine = job.run();
     }
+    const Clock::time_point own_done = Clock::now();
     job_.store(nullptr);
     for (int users = users_.load(); users != 0; users = users_.load()) users_.wait(users);
+    // The caller's blocks, scaled to all of them: about what the caller alone would have taken.
+    // A job the caller ran entirely (no thread woke in time) cost only the wake-up: no lesson.
+    if (mine > 0 && mine < job.blocks) {
+      const Clock::time_point end = Clock::now();
+      backoff_.record((end - start) * mine > (own_done - start) * job.blocks, end);
+    }
   }
 
  private:
@@ -148,6 +197,7 @@ class Pool {
   std::atomic<std::uint32_t> generation_{0};
   std::atomic<int> users_{0};
   std::atomic<bool> stop_{false};
+  Backoff backoff_;
 };
 
 Pool& pool() {
@@ -160,6 +210,7 @@ Pool& pool() {
 void set_num_threads(int threads) {
   if (threads < 1) fail("set_num_threads: expected at least one thread, got {}", threads);
   requested_threads.store(threads, std::memory_order_relaxed);
+  pool().backoff().reset();
 #ifdef TAPEGRAD_OPENBLAS
   openblas_set_num_threads(threads);
 #endif
@@ -176,7 +227,7 @@ void run_blocks(std::int64_t count, void (*call)(void*, std::int64_t, std::int64
   const int threads = num_threads();
   Pool& p = pool();
   std::unique_lock lock(p.run_mutex(), std::defer_lock);
-  if (threads == 1 || inside_parallel || !lock.try_lock()) {
+  if (threads == 1 || inside_parallel || p.backoff().serial(Clock::now()) || !lock.try_lock()) {
     call(context, 0, count);
     return;
   }

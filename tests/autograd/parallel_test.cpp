@@ -25,16 +25,18 @@ class ParallelFor : public ::testing::Test {
   int threads_before_ = num_threads();
 };
 
-// The threads that ran a parallel_for of `count` blocks, each block waiting (up to 10 s) until
-// `expected` threads have shown up, so that a pool which starts its threads late is still seen
-// whole and one which never starts them fails instead of hanging.
-std::set<std::thread::id> threads_seen(std::int64_t count, std::size_t expected) {
+// The threads that ran a parallel_for of `count` blocks, each block waiting (up to `patience`)
+// until `expected` threads have shown up, so that a pool which starts its threads late is still
+// seen whole and one which never starts them fails instead of hanging.
+std::set<std::thread::id> threads_seen(
+    std::int64_t count, std::size_t expected,
+    std::chrono::milliseconds patience = std::chrono::seconds(10)) {
   std::mutex mutex;
   std::set<std::thread::id> seen;
   detail::parallel_for(
       count, 1,
       [&](std::int64_t) {
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        const auto deadline = std::chrono::steady_clock::now() + patience;
         std::unique_lock lock(mutex);
         seen.insert(std::this_thread::get_id());
         while (seen.size() < expected && std::chrono::steady_clock::now() < deadline) {
@@ -72,6 +74,37 @@ TEST_F(ParallelFor, ThreadCountChangesTakeEffectOnTheNextCall) {
   EXPECT_EQ(alone, std::set{std::this_thread::get_id()});
   set_num_threads(2);
   EXPECT_EQ(threads_seen(12, 2).size(), 2u);
+}
+
+// What another process holding a core looks like to the pool: the thread that claimed a block
+// finishes it long after the caller is done with its own. After such jobs the caller runs the
+// next ones alone (10 ms after the first, doubling while they keep losing), until the thread
+// count is set again.
+TEST_F(ParallelFor, AfterJobsThatWaitedForALateThreadTheCallerRunsAlone) {
+  set_num_threads(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int lost = 0; lost < 5; ++lost) {
+    std::atomic<bool> claimed{false};
+    detail::parallel_for(
+        8, 1,
+        [&](std::int64_t) {
+          if (std::this_thread::get_id() != caller) {
+            claimed = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            return;
+          }
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+          while (!claimed && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        },
+        0);
+    ASSERT_TRUE(claimed) << "the pool's thread never took a block";
+    // Past this loss's serial period (10, 20, 40, 80 ms), so that the next job probes again.
+    if (lost < 4) std::this_thread::sleep_for(std::chrono::milliseconds(15 << lost));
+  }
+  // The fifth loss in a row: 160 ms on the caller alone.
+  EXPECT_EQ(threads_seen(4, 2, std::chrono::milliseconds(5)), std::set{caller});
+  set_num_threads(2);
+  EXPECT_EQ(threads_seen(4, 2).size(), 2u);
 }
 
 TEST_F(ParallelFor, WorkBelowTheThresholdStaysOnTheCallingThread) {
