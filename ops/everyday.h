@@ -1,0 +1,212 @@
+#pragma once
+// Everyday tensor ops with PyTorch's semantics (issue 13): indexing, views, statistics. Each
+// records the caller's source location, and argument errors name the op and the caller's
+// file:line. Axes may be negative. Where an op differs from PyTorch on purpose, its comment says
+// so.
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "autograd/factories.h"
+#include "ops/ops.h"
+
+namespace tg {
+
+class OpRegistry;
+
+// ---- indexing (ops/index.cpp) ----
+
+// The int64 index of the largest (smallest) value along an axis: the first one at a tie, and a NaN
+// counts as larger (and as smaller) than any number, as in PyTorch. Not differentiable. Over an
+// empty axis it is an error.
+Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim = false,
+              SourceLocation location = SourceLocation::current());
+Tensor argmin(const Tensor& x, std::int64_t axis, bool keepdim = false,
+              SourceLocation location = SourceLocation::current());
+// Over every element: the index into the flattened tensor, a scalar.
+Tensor argmax(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor argmin(const Tensor& x, SourceLocation location = SourceLocation::current());
+
+// Python's x[start:end:step] along an axis: negative start and end count from the end, both are
+// clamped to the axis (so an out-of-range slice is empty, never an error) and step must be > 0.
+// Use kEnd for an open end. (The four-argument slice of ops/ops.h takes only in-range indices.)
+inline constexpr std::int64_t kEnd = std::numeric_limits<std::int64_t>::max();
+Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t end,
+             std::int64_t step, SourceLocation location = SourceLocation::current());
+// `length` elements from `start` along an axis (a negative start counts from the end); unlike
+// slice, a range past the axis is an error, as in PyTorch.
+Tensor narrow(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t length,
+              SourceLocation location = SourceLocation::current());
+
+// out[i][j] = x[index[i][j]][j] along axis 0 (likewise along any axis): `index` is int64 of x's
+// rank, no larger than x outside the axis; the output has index's shape.
+Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& index,
+              SourceLocation location = SourceLocation::current());
+// x with src[i][j] added at [index[i][j]][j] (along axis 0): repeated indices accumulate. `index`
+// is int64 of x's rank, no larger than src anywhere nor than x outside the axis.
+Tensor scatter_add(const Tensor& x, std::int64_t axis, const Tensor& index, const Tensor& src,
+                   SourceLocation location = SourceLocation::current());
+// x with the slices of src along the axis added at the positions of a 1-D int64 index.
+Tensor index_add(const Tensor& x, std::int64_t axis, const Tensor& index, const Tensor& src,
+                 SourceLocation location = SourceLocation::current());
+
+// ---- views (ops/view.cpp): reshapes of the same storage, except stack and expand ----
+
+// Joins tensors of one shape along a new axis (in [-(rank + 1), rank]).
+Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis = 0,
+             SourceLocation location = SourceLocation::current());
+// Inserts a size-1 axis at `axis` (in [-(rank + 1), rank]).
+Tensor unsqueeze(const Tensor& x, std::int64_t axis,
+                 SourceLocation location = SourceLocation::current());
+// Removes every size-1 axis; or one axis, when it has size 1 (otherwise x is returned as is).
+Tensor squeeze(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor squeeze(const Tensor& x, std::int64_t axis,
+               SourceLocation location = SourceLocation::current());
+// Merges axes start..end (inclusive) into one; a scalar becomes [1].
+Tensor flatten(const Tensor& x, std::int64_t start = 0, std::int64_t end = -1,
+               SourceLocation location = SourceLocation::current());
+// Splits one axis into `sizes`, one of which may be −1 (inferred).
+Tensor unflatten(const Tensor& x, std::int64_t axis, const std::vector<std::int64_t>& sizes,
+                 SourceLocation location = SourceLocation::current());
+// reshape to dims of which one may be −1 (inferred from the others).
+Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& dims,
+               SourceLocation location = SourceLocation::current());
+// The brace form, reshape(x, {3, -1}): exact match, so it is not ambiguous with Shape.
+Tensor reshape(const Tensor& x, std::initializer_list<std::int64_t> dims,
+               SourceLocation location = SourceLocation::current());
+// x repeated along its size-1 axes to `sizes`, with new leading axes; −1 keeps an axis's size.
+// A copy (broadcast_to), not a view of the storage as in PyTorch.
+Tensor expand(const Tensor& x, const std::vector<std::int64_t>& sizes,
+              SourceLocation location = SourceLocation::current());
+
+// ---- statistics (ops/statistics.cpp) ----
+
+// Largest (smallest) value along an axis; the gradient is split evenly among tied entries, as
+// PyTorch's amax and amin.
+Tensor amax(const Tensor& x, std::int64_t axis, bool keepdim = false,
+            SourceLocation location = SourceLocation::current());
+Tensor amin(const Tensor& x, std::int64_t axis, bool keepdim = false,
+            SourceLocation location = SourceLocation::current());
+// Smallest value along an axis; the gradient goes to the first arg-min (the counterpart of max).
+Tensor min(const Tensor& x, std::int64_t axis, bool keepdim = false,
+           SourceLocation location = SourceLocation::current());
+// Variance Σ(x − x̄)² / (n − correction) and its square root, along an axis or over everything
+// (with correction 1; var(flatten(x), 0, c) for another); n − c ≤ 0 gives inf or NaN, as in
+// PyTorch. Unlike PyTorch, the correction is not a second positional argument of the
+// every-element form: var(x, 1) would be ambiguous between an axis and a correction.
+Tensor var(const Tensor& x, std::int64_t axis, double correction = 1.0, bool keepdim = false,
+           SourceLocation location = SourceLocation::current());
+Tensor var(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor std(const Tensor& x, std::int64_t axis, double correction = 1.0, bool keepdim = false,
+           SourceLocation location = SourceLocation::current());
+Tensor std(const Tensor& x, SourceLocation location = SourceLocation::current());
+// Product along an axis or of everything (1 over nothing); its gradient is right with zeros in x.
+Tensor prod(const Tensor& x, std::int64_t axis, bool keepdim = false,
+            SourceLocation location = SourceLocation::current());
+Tensor prod(const Tensor& x, SourceLocation location = SourceLocation::current());
+// Running sum along an axis.
+Tensor cumsum(const Tensor& x, std::int64_t axis,
+              SourceLocation location = SourceLocation::current());
+// The p-norm for p = 1, 2 or INFINITY, along an axis or of everything; the 2-norm's gradient at
+// 0 is 0 and the ∞-norm's is split among the largest |x|, as in PyTorch.
+Tensor norm(const Tensor& x, double p, std::int64_t axis, bool keepdim = false,
+            SourceLocation location = SourceLocation::current());
+Tensor norm(const Tensor& x, double p = 2.0, SourceLocation location = SourceLocation::current());
+
+// ---- activations (ops/activation.cpp) ----
+
+// −1, 0 or 1 (0 at ±0 and at NaN, as PyTorch 1.13); gradient 0.
+Tensor sign(const Tensor& x, SourceLocation location = SourceLocation::current());
+// 1/√x and x², as pow(x, −0.5) and pow(x, 2).
+Tensor rsqrt(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor square(const Tensor& x, SourceLocation location = SourceLocation::current());
+// x ⊙ sigmoid(x).
+Tensor silu(const Tensor& x, SourceLocation location = SourceLocation::current());
+enum class GeluApproximate { none, tanh };
+// x/2 ⊙ (1 + erf(x/√2)), or PyTorch's tanh approximation.
+Tensor gelu(const Tensor& x, GeluApproximate approximate = GeluApproximate::none,
+            SourceLocation location = SourceLocation::current());
+// x clamped to [low, high], gradient 0 at the bounds themselves (clamp passes it there).
+Tensor hardtanh(const Tensor& x, double low = -1.0, double high = 1.0,
+                SourceLocation location = SourceLocation::current());
+// x for x > 0, α(eˣ − 1) otherwise.
+Tensor elu(const Tensor& x, double alpha = 1.0,
+           SourceLocation location = SourceLocation::current());
+
+// ---- regression losses (ops/regression_loss.cpp); the target broadcasts to the input ----
+
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean,
+               SourceLocation location = SourceLocation::current());
+// Quadratic below |d| = beta, linear above; beta = 0 is l1_loss.
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target,
+                      Reduction reduction = Reduction::mean, double beta = 1.0,
+                      SourceLocation location = SourceLocation::current());
+// Quadratic below |d| = delta, linear above (smooth_l1_loss times delta).
+Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean,
+                  double delta = 1.0, SourceLocation location = SourceLocation::current());
+// tg::Reduction and batchmean: the sum divided by the size of dimension 0 (the KL divergence).
+enum class KlReduction { mean, sum, none, batchmean };
+// KL divergence of input (log-probabilities) to target (probabilities, or log-probabilities with
+// log_target): Σ t (log t − x), with 0 · log 0 = 0.
+Tensor kl_div(const Tensor& input, const Tensor& target, KlReduction reduction = KlReduction::mean,
+              bool log_target = false, SourceLocation location = SourceLocation::current());
+
+// ---- factories (ops/factory.cpp; constants, never recorded) ----
+
+// The n x m identity (ones on the main diagonal).
+Tensor eye(std::int64_t n, std::int64_t m, DType dtype = f32,
+           SourceLocation location = SourceLocation::current());
+Tensor eye(std::int64_t n, DType dtype = f32, SourceLocation location = SourceLocation::current());
+// `steps` evenly spaced values from start to end inclusive, computed as PyTorch does.
+Tensor linspace(double start, double end, std::int64_t steps, DType dtype = f32,
+                SourceLocation location = SourceLocation::current());
+// Uniform in [0, 1).
+Tensor rand(const Shape& shape, Generator& generator, DType dtype = f32);
+// Uniform integers in [low, high), int64 unless another dtype is asked for.
+Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape, Generator& generator,
+               DType dtype = i64, SourceLocation location = SourceLocation::current());
+// A uniformly random permutation of 0 .. n − 1 (int64).
+Tensor randperm(std::int64_t n, Generator& generator,
+                SourceLocation location = SourceLocation::current());
+// The shape and dtype of `like`.
+Tensor full_like(const Tensor& like, double value);
+Tensor rand_like(const Tensor& like, Generator& generator);
+Tensor randn_like(const Tensor& like, Generator& generator);
+Tensor randint_like(const Tensor& like, std::int64_t low, std::int64_t high, Generator& generator,
+                    SourceLocation location = SourceLocation::current());
+
+namespace detail {
+
+// An argument error: "op (file:line): message", with the caller's location.
+template <class... Args>
+[[noreturn]] void fail_at(const char* op, const SourceLocation& location,
+                          fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format("{} ({}:{}): {}", op, location.file_name(), location.line(),
+                          fmt::format(format, std::forward<Args>(args)...)));
+}
+
+// A possibly negative axis of a tensor of rank `rank` (plus `extra` positions past the end, for an
+// axis being inserted) in [0, rank + extra), or an error naming the op and the caller.
+inline int checked_axis(std::int64_t axis, int rank, const char* op, const SourceLocation& location,
+                        int extra = 0) {
+  const std::int64_t n = rank + extra;
+  if (axis < -n || axis >= n) {
+    fail_at(op, location, "axis {} is out of range for a tensor of rank {} (expected {} to {})",
+            axis, rank, -n, n - 1);
+  }
+  return int(axis < 0 ? axis + n : axis);
+}
+
+// Registration functions, one per file, each below the ops it registers.
+void register_index_ops(OpRegistry& registry);
+void register_view_ops(OpRegistry& registry);
+void register_statistics_ops(OpRegistry& registry);
+void register_activation_ops(OpRegistry& registry);
+void register_regression_loss_ops(OpRegistry& registry);
+
+}  // namespace detail
+}  // namespace tg

@@ -1,0 +1,291 @@
+// Statistics over an axis (or, without one, over every element).
+//
+//   amax, amin    y = maxₐ x, minₐ x        dx = g ⊙ [x = y] / #ties (split evenly among ties)
+//   min           y = minₐ x                 composed: −max(−x), g to the first arg-min
+//   var           y = Σₐ (x − x̄)² / (n − c)  composed: dx = 2 g (x − x̄) / (n − c)
+//   std           y = √var                   composed (NaN gradient for a constant slice, as
+//   PyTorch) prod          y = Πₐ x                   dx = g ⊙ Π_{j≠k} xⱼ  (exact with zeros in x)
+//   cumsum        yₖ = Σ_{j≤k} xⱼ            dx = reverse cumsum of g
+//   norm(p)       p = 1: Σ|x|; p = 2: √Σx²; p = ∞: max |x|
+//                 p = 2: dx = g ⊙ x / y, 0 where y = 0 (as PyTorch); p = 1, ∞ composed
+//
+// A NaN in a slice makes amax and amin NaN with a NaN gradient for the whole slice, as in PyTorch.
+#include <cmath>
+#include <string>
+
+#include "autograd/tape.h"
+#include "ops/everyday.h"
+#include "ops/kernels.h"
+#include "ops/registrations.h"
+
+namespace tg {
+namespace {
+
+struct AxisAttrs {
+  int axis;
+  bool keepdim;
+};
+
+Tensor amax_forward(ForwardContext& ctx, const AxisAttrs& a) {
+  return max(ctx.input(0), a.axis, a.keepdim);
+}
+// The tie mask is a constant: the rule is linear in g, and amax is piecewise linear in x.
+void amax_backward(BackwardContext& ctx, const AxisAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const Tensor y = detail::unsqueeze_reduced(ctx.output().detach(), x.shape(), a.axis, a.keepdim);
+  const Tensor ties = detail::map_binary(x.detach(), y, "amax", [](const auto& v, const auto& m) {
+    using T = typename std::decay_t<decltype(v)>::Scalar;
+    return (v == m).template cast<T>();
+  });
+  const Tensor g = detail::unsqueeze_reduced(ctx.grad_output(), x.shape(), a.axis, a.keepdim);
+  ctx.set_grad(0, g * (ties / sum(ties, a.axis, true)));
+}
+const Op<AxisAttrs> kAmax{"amax", "dx = g ⊙ [x = y] / #ties", amax_forward, amax_backward};
+
+// Π over one axis; 1 over nothing.
+Tensor product_over_axis(const Tensor& x, int axis, bool keepdim) {
+  const AxisSplit s = split_at_axis(x.shape(), axis);
+  const Shape out_shape =
+      keepdim ? detail::keepdim_shape(x.shape(), axis) : x.shape().without_axis(axis);
+  return dispatch_floating(x.dtype(), "prod", [&]<class T>() {
+    Tensor out = ones(out_shape, x.dtype());
+    if (x.numel() == 0) return out;
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      Eigen::Map<detail::RowVector<T>>(po + o * s.inner, s.inner) =
+          Eigen::Map<const detail::RowMatrix<T>>(px + o * s.dim * s.inner, s.dim, s.inner)
+              .colwise()
+              .prod();
+    }
+    return out;
+  });
+}
+
+// Π_{j≠k} xⱼ for every k along the axis, from prefix and suffix products: no division, so exact
+// when x holds zeros.
+Tensor products_of_others(const Tensor& x, int axis) {
+  const AxisSplit s = split_at_axis(x.shape(), axis);
+  return dispatch_floating(x.dtype(), "prod", [&]<class T>() {
+    Tensor out = empty(x.shape(), x.dtype());
+    if (x.numel() == 0) return out;
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      for (std::int64_t i = 0; i < s.inner; ++i) {
+        const std::int64_t base = o * s.dim * s.inner + i;
+        T before(1);
+        for (std::int64_t k = 0; k < s.dim; ++k) {
+          po[base + k * s.inner] = before;
+          before *= px[base + k * s.inner];
+        }
+        T after(1);
+        for (std::int64_t k = s.dim - 1; k >= 0; --k) {
+          po[base + k * s.inner] *= after;
+          after *= px[base + k * s.inner];
+        }
+      }
+    }
+    return out;
+  });
+}
+
+Tensor prod_forward(ForwardContext& ctx, const AxisAttrs& a) {
+  return product_over_axis(ctx.input(0), a.axis, a.keepdim);
+}
+// Under create_graph, Π_{j≠k} xⱼ is the product over j of the matrix Xₖⱼ = xⱼ (j ≠ k), 1 (j = k),
+// built with ops: differentiable again, also at zeros, at O(n²) memory per slice.
+void prod_backward(BackwardContext& ctx, const AxisAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const Tensor g = detail::unsqueeze_reduced(ctx.grad_output(), x.shape(), a.axis, a.keepdim);
+  if (!ctx.create_graph() || x.numel() == 0) {
+    return ctx.set_grad(0, g * products_of_others(x.detach(), a.axis));
+  }
+  const std::int64_t n = x.shape()[a.axis];
+  std::vector<std::int64_t> eye_dims(std::size_t(x.rank() + 1), 1);
+  eye_dims[std::size_t(a.axis)] = n;
+  eye_dims[std::size_t(a.axis) + 1] = n;
+  const Tensor identity = reshape(eye(n, n, x.dtype()), eye_dims);
+  const Tensor others = prod(unsqueeze(x, a.axis) * (1.0 - identity) + identity, a.axis + 1);
+  ctx.set_grad(0, g * others);
+}
+const Op<AxisAttrs> kProd{"prod", "dx = g ⊙ Π_{j≠k} xⱼ", prod_forward, prod_backward};
+
+struct CumsumAttrs {
+  int axis;
+  bool reverse;  // yₖ = Σ_{j≥k} xⱼ, the rule of the forward sum
+};
+Tensor cumsum_forward(ForwardContext& ctx, const CumsumAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const AxisSplit s = split_at_axis(x.shape(), a.axis);
+  return dispatch_floating(x.dtype(), "cumsum", [&]<class T>() {
+    Tensor out = empty(x.shape(), x.dtype());
+    if (x.numel() == 0) return out;
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    const std::int64_t step = a.reverse ? -s.inner : s.inner;
+    for (std::int64_t o = 0; o < s.outer; ++o) {
+      const std::int64_t first = o * s.dim * s.inner + (a.reverse ? (s.dim - 1) * s.inner : 0);
+      Eigen::Map<detail::Vector<T>>(po + first, s.inner) =
+          Eigen::Map<const detail::Vector<T>>(px + first, s.inner);
+      for (std::int64_t k = 1, at = first + step; k < s.dim; ++k, at += step) {
+        Eigen::Map<detail::Vector<T>>(po + at, s.inner) =
+            Eigen::Map<const detail::Vector<T>>(po + at - step, s.inner) +
+            Eigen::Map<const detail::Vector<T>>(px + at, s.inner);
+      }
+    }
+    return out;
+  });
+}
+void cumsum_backward(BackwardContext& ctx, const CumsumAttrs& a);
+const Op<CumsumAttrs> kCumsum{"cumsum", "dx = reverse cumsum of g", cumsum_forward,
+                              cumsum_backward};
+void cumsum_backward(BackwardContext& ctx, const CumsumAttrs& a) {
+  ctx.set_grad(0, kCumsum({a.axis, !a.reverse}, SourceLocation::current(), ctx.grad_output()));
+}
+
+Tensor norm2_forward(ForwardContext& ctx, const AxisAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  return sqrt(sum(x * x, a.axis, a.keepdim));
+}
+// Where the norm is 0 the gradient is 0, PyTorch's choice of subgradient (x / y would be 0/0).
+void norm2_backward(BackwardContext& ctx, const AxisAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const Tensor y = detail::unsqueeze_reduced(ctx.output(), x.shape(), a.axis, a.keepdim);
+  const Tensor zero = detail::mask_where(y.detach(), "norm", [](auto v) { return v == 0; });
+  const Tensor g = detail::unsqueeze_reduced(ctx.grad_output(), x.shape(), a.axis, a.keepdim);
+  ctx.set_grad(0, g * x / (y + zero) * (1.0 - zero));
+}
+const Op<AxisAttrs> kNorm2{"norm", "dx = g ⊙ x / y (0 where y = 0)", norm2_forward, norm2_backward};
+
+Tensor flat(const Tensor& x, const SourceLocation& location) {
+  return reshape(x, Shape{x.numel()}, location);
+}
+
+}  // namespace
+
+Tensor amax(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  return kAmax({detail::checked_axis(axis, x.rank(), "amax", location), keepdim}, location, x);
+}
+
+Tensor amin(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  detail::checked_axis(axis, x.rank(), "amin", location);
+  return neg(amax(neg(x, location), axis, keepdim, location), location);
+}
+
+Tensor min(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  detail::checked_axis(axis, x.rank(), "min", location);
+  return neg(max(neg(x, location), axis, keepdim, location), location);
+}
+
+Tensor var(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
+           SourceLocation location) {
+  const int a = detail::checked_axis(axis, x.rank(), "var", location);
+  const Tensor d = x - mean(x, a, true, location);
+  // n − c below 0 counts as 0, as in PyTorch: the result is then inf or NaN.
+  const double divisor = std::max(0.0, double(x.shape()[a]) - correction);
+  return sum(d * d, a, keepdim, location) / divisor;
+}
+Tensor var(const Tensor& x, SourceLocation location) {
+  return var(flat(x, location), 0, 1.0, false, location);
+}
+
+Tensor std(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
+           SourceLocation location) {
+  return sqrt(var(x, axis, correction, keepdim, location), location);
+}
+Tensor std(const Tensor& x, SourceLocation location) {
+  return sqrt(var(x, location), location);
+}
+
+Tensor prod(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  return kProd({detail::checked_axis(axis, x.rank(), "prod", location), keepdim}, location, x);
+}
+Tensor prod(const Tensor& x, SourceLocation location) {
+  return prod(flat(x, location), 0, false, location);
+}
+
+Tensor cumsum(const Tensor& x, std::int64_t axis, SourceLocation location) {
+  return kCumsum({detail::checked_axis(axis, x.rank(), "cumsum", location), false}, location, x);
+}
+
+Tensor norm(const Tensor& x, double p, std::int64_t axis, bool keepdim, SourceLocation location) {
+  const int a = detail::checked_axis(axis, x.rank(), "norm", location);
+  if (p == 1) return sum(abs(x, location), a, keepdim, location);
+  if (p == 2) return kNorm2({a, keepdim}, location, x);
+  if (p == INFINITY) return amax(abs(x, location), a, keepdim, location);
+  detail::fail_at("norm", location, "p = {} is not supported: expected 1, 2 or inf", p);
+}
+Tensor norm(const Tensor& x, double p, SourceLocation location) {
+  return norm(flat(x, location), p, 0, false, location);
+}
+
+namespace detail {
+
+void register_statistics_ops(OpRegistry& registry) {
+  const auto samples = [](DType dtype) {
+    Generator gen(107);
+    return std::vector<OpSample>{{"[5]", {sample({5}, dtype, gen)}},
+                                 {"[3, 4]", {sample({3, 4}, dtype, gen)}},
+                                 {"[2, 3, 2]", {sample({2, 3, 2}, dtype, gen)}}};
+  };
+  // No ties of the maximum: their gradient is a jump there, which finite differences of the
+  // first derivative (gradgradcheck) cannot take. tests/ops/everyday_test.cpp and the reference
+  // suite check ties.
+  // Products through zeros: one zero in a slice, two, and none.
+  const auto prod_samples = [=](DType dtype) {
+    std::vector<OpSample> out = samples(dtype);
+    out.push_back({"[3, 3] with one and two zeros",
+                   {from_vector({1.5, 0, -2, 0, 0.5, 0, 2, -1, 0.5}, {3, 3}, dtype)}});
+    out.push_back({"[0, 2] empty", {zeros({0, 2}, dtype)}});
+    return out;
+  };
+  for (const std::int64_t axis : {0, -1}) {
+    for (const bool keepdim : {false, true}) {
+      const std::string suffix = fmt::format("(axis={}, keepdim={})", axis, keepdim);
+      registry.add({"amax" + suffix,
+                    [=](const auto& in) { return amax(in[0], axis, keepdim); },
+                    samples,
+                    {}});
+      registry.add({"amin" + suffix,
+                    [=](const auto& in) { return amin(in[0], axis, keepdim); },
+                    samples,
+                    {}});
+      registry.add(
+          {"min" + suffix, [=](const auto& in) { return min(in[0], axis, keepdim); }, samples, {}});
+      registry.add({"prod" + suffix,
+                    [=](const auto& in) { return prod(in[0], axis, keepdim); },
+                    prod_samples,
+                    {}});
+    }
+    const std::string suffix = fmt::format("(axis={})", axis);
+    registry.add({"var" + suffix, [=](const auto& in) { return var(in[0], axis); }, samples, {}});
+    registry.add({"std" + suffix, [=](const auto& in) { return std(in[0], axis); }, samples, {}});
+    registry.add(
+        {"cumsum" + suffix, [=](const auto& in) { return cumsum(in[0], axis); }, samples, {}});
+    for (const double p : {1.0, 2.0, double(INFINITY)}) {
+      registry.add({fmt::format("norm(p={}, axis={})", p, axis),
+                    [=](const auto& in) { return norm(in[0], p, axis); },
+                    samples,
+                    {}});
+    }
+  }
+  registry.add({"var(all)", [](const auto& in) { return var(in[0]); }, samples, {}});
+  registry.add({"var(axis=0, correction=0, keepdim=true)",
+                [](const auto& in) { return var(in[0], 0, 0.0, true); },
+                samples,
+                {}});
+  registry.add({"std(all)", [](const auto& in) { return std(in[0]); }, samples, {}});
+  registry.add({"prod(all)", [](const auto& in) { return prod(in[0]); }, prod_samples, {}});
+  registry.add({"norm(p=2, all)",
+                [](const auto& in) { return norm(in[0], 2.0); },
+                [=](DType dtype) {
+                  std::vector<OpSample> out = samples(dtype);
+                  out.push_back({"[] scalar", {full({}, -1.5, dtype)}});
+                  return out;
+                },
+                {}});
+}
+
+}  // namespace detail
+}  // namespace tg
