@@ -1,11 +1,14 @@
 #include "autograd/parallel.h"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -39,6 +42,7 @@ int default_threads() {
 }
 
 std::atomic<int> requested_threads{default_threads()};
+std::atomic<bool> adapt_to_load{true};
 
 #ifdef _OPENMP
 // Eigen's GEMM would parallelise itself with OpenMP (whose threads spin between products);
@@ -74,6 +78,7 @@ struct Job {
   const std::int64_t block_size;
   const std::int64_t blocks;
   std::atomic<std::int64_t> next{0};
+  std::atomic<int> seats{0};  // pool threads that may still join
   std::mutex error_mutex;
   std::exception_ptr error;
 
@@ -97,6 +102,55 @@ struct Job {
 };
 
 using Clock = std::chrono::steady_clock;
+
+// Cores that other processes leave free, from the number of runnable tasks on the machine (the
+// fourth field of /proc/loadavg, "running/total", which counts the caller itself), read at most
+// every 2 ms. A pool thread woken onto a core another process is using runs a fraction of the
+// time and holds up the caller with it, so a job uses no more threads than there are free cores.
+class FreeCores {
+ public:
+  FreeCores()
+      : fd_(open("/proc/loadavg", O_RDONLY | O_CLOEXEC)),
+        cores_(int(sysconf(_SC_NPROCESSORS_ONLN))) {}
+  ~FreeCores() {
+    if (fd_ >= 0) close(fd_);
+  }
+  FreeCores(const FreeCores&) = delete;
+  FreeCores& operator=(const FreeCores&) = delete;
+
+  int at(Clock::time_point now) {
+    Clock::rep next = next_sample_.load(std::memory_order_relaxed);
+    if (fd_ >= 0 && now.time_since_epoch().count() >= next &&
+        next_sample_.compare_exchange_strong(next, (now + kInterval).time_since_epoch().count(),
+                                             std::memory_order_relaxed)) {
+      free_.store(sample(), std::memory_order_relaxed);
+    }
+    return free_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr Clock::duration kInterval = std::chrono::milliseconds(2);
+
+  int sample() const {
+    char text[128];
+    const ssize_t size = pread(fd_, text, sizeof text - 1, 0);
+    if (size <= 0) return cores_;
+    text[size] = '\0';
+    const char* field = text;
+    for (int spaces = 0; spaces < 3 && field; ++spaces) {
+      field = std::strchr(field, ' ');
+      if (field) ++field;
+    }
+    if (!field) return cores_;
+    const int others = std::atoi(field) - 1;
+    return std::max(1, cores_ - others);
+  }
+
+  const int fd_;
+  const int cores_;
+  std::atomic<Clock::rep> next_sample_{0};
+  std::atomic<int> free_{cores_};
+};
 
 // When another process holds a core, a pool thread that claimed a block may be descheduled for a
 // whole time slice (milliseconds) while the caller waits for it. A job that took longer than
@@ -142,11 +196,13 @@ class Pool {
   std::mutex& run_mutex() { return run_mutex_; }
 
   Backoff& backoff() { return backoff_; }
+  FreeCores& free_cores() { return free_cores_; }
 
   // Needs run_mutex().
-  void run(Job& job, int threads) {
-    if (int(workers_.size()) != threads - 1) resize(threads - 1);
-    const Clock::time_point start = Clock::now();
+  // Runs job on the caller and up to threads - 1 of the pool's pool_size - 1 threads.
+  void run(Job& job, int threads, int pool_size, Clock::time_point start) {
+    if (int(workers_.size()) != pool_size - 1) resize(pool_size - 1);
+    job.seats.store(threads - 1, std::memory_order_relaxed);
     job_.store(&job);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
@@ -186,7 +242,8 @@ class Pool {
       seen = generation_.load(std::memory_order_acquire);
       if (stop_.load()) return;
       users_.fetch_add(1);
-      if (Job* job = job_.load()) job->run();
+      Job* job = job_.load();
+      if (job && job->seats.fetch_sub(1, std::memory_order_relaxed) > 0) job->run();
       if (users_.fetch_sub(1) == 1) users_.notify_one();
     }
   }
@@ -198,6 +255,7 @@ class Pool {
   std::atomic<int> users_{0};
   std::atomic<bool> stop_{false};
   Backoff backoff_;
+  FreeCores free_cores_;
 };
 
 Pool& pool() {
@@ -222,17 +280,29 @@ int num_threads() {
 
 namespace detail {
 
+void set_adapt_to_load(bool adapt) {
+  adapt_to_load.store(adapt, std::memory_order_relaxed);
+}
+
 void run_blocks(std::int64_t count, void (*call)(void*, std::int64_t, std::int64_t),
                 void* context) {
-  const int threads = num_threads();
+  const int pool_size = num_threads();
+  if (pool_size == 1 || inside_parallel) {
+    call(context, 0, count);
+    return;
+  }
   Pool& p = pool();
+  const Clock::time_point now = Clock::now();
+  const int threads = adapt_to_load.load(std::memory_order_relaxed)
+                          ? std::min(pool_size, p.free_cores().at(now))
+                          : pool_size;
   std::unique_lock lock(p.run_mutex(), std::defer_lock);
-  if (threads == 1 || inside_parallel || p.backoff().serial(Clock::now()) || !lock.try_lock()) {
+  if (threads == 1 || p.backoff().serial(now) || !lock.try_lock()) {
     call(context, 0, count);
     return;
   }
   Job job(count, std::min(count, kBlocksPerThread * threads), call, context);
-  p.run(job, threads);
+  p.run(job, threads, pool_size, now);
   if (job.error) std::rethrow_exception(job.error);
 }
 

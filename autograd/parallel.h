@@ -7,7 +7,8 @@
 // so on a machine whose cores are taken by other work each small kernel waited for a spinning
 // thread to be descheduled (2-thread runs were up to 200× slower). The pool's threads block as
 // soon as they find nothing to do, and the calling thread never waits for a thread that has
-// not started: it takes every block no other thread has claimed.
+// not started: it takes every block no other thread has claimed. Nor does a job wake more
+// threads than the machine has free cores.
 #include <cstdint>
 
 namespace tg {
@@ -23,6 +24,10 @@ namespace detail {
 // (measured with `tapegrad_bench --benchmark_filter=Threshold`: at 2^16 floats, 2 threads were
 // slower than 1 for add and no faster for exp; the README's performance section has the table).
 inline constexpr std::int64_t kParallelElements = 1 << 16;
+
+// On by default: a job uses no more threads than the machine has free cores (parallel.cpp says
+// how they are counted). Tests turn it off to see the threads they asked for on a busy machine.
+void set_adapt_to_load(bool adapt);
 
 // Runs call(context, begin, end) over contiguous blocks covering [0, count) on the pool and the
 // calling thread; rethrows the first exception a block threw once every block has finished.

@@ -17,9 +17,14 @@
 namespace tg {
 namespace {
 
+// With the load of the machine ignored: other processes must not change which threads run.
 class ParallelFor : public ::testing::Test {
  protected:
-  void TearDown() override { set_num_threads(threads_before_); }
+  void SetUp() override { detail::set_adapt_to_load(false); }
+  void TearDown() override {
+    detail::set_adapt_to_load(true);
+    set_num_threads(threads_before_);
+  }
 
  private:
   int threads_before_ = num_threads();
