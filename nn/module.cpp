@@ -1,9 +1,11 @@
 #include "nn/module.h"
 
+#include <cxxabi.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <ostream>
 
 #include "nn/init.h"
@@ -20,38 +22,147 @@ void manual_seed(std::uint64_t seed) {
   default_generator() = Generator(seed);
 }
 
+namespace detail {
+
+std::string class_name(const std::type_info& type) {
+  int status = 0;
+  const std::unique_ptr<char, decltype(&std::free)> demangled(
+      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), &std::free);
+  std::string name = status == 0 ? demangled.get() : type.name();
+  // The last "::" outside template arguments ends the namespace.
+  const std::size_t scope = name.rfind("::", name.find('<'));
+  return scope == std::string::npos ? name : name.substr(scope + 2);
+}
+
+void fail_empty_holder(const std::type_info& type) {
+  fail("ModuleHolder<{}>: the holder is empty (made from nullptr and not assigned a module)",
+       class_name(type));
+}
+
+void fail_module_type(const Module& module, const std::type_info& wanted, const char* container) {
+  fail("{}: the module is {}, not a {}", container, module.describe(), class_name(wanted));
+}
+
+}  // namespace detail
+
 // ---- Module ----
 
+std::string Module::describe() const {
+  return detail::class_name(typeid(*this));
+}
+
+void Module::check_new_name(const std::string& name, const char* what) const {
+  const auto named = [&](const auto& list) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const auto& entry) { return entry.first == name; });
+  };
+  if (name.empty() || name.find('.') != std::string::npos) {
+    fail("{}: {} name '{}' is empty or contains '.' (dots separate submodules)", describe(), what,
+         name);
+  }
+  if (named(parameters_) || named(buffers_) || named(children_)) {
+    fail(
+        "{}: cannot register {} '{}': the module already has a parameter, buffer or submodule "
+        "of that name",
+        describe(), what, name);
+  }
+}
+
 void Module::register_parameter(std::string name, Tensor& slot, Tensor value) {
+  check_new_name(name, "parameter");
   value.requires_grad(true);
   slot = value;
   parameters_.emplace_back(std::move(name), &slot);
 }
 
-std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
-  std::vector<std::pair<std::string, Tensor>> named;
-  for (const auto& [name, slot] : parameters_) named.emplace_back(name, *slot);
+void Module::register_buffer(std::string name, Tensor& slot, Tensor value) {
+  check_new_name(name, "buffer");
+  if (!value.defined()) fail("{}: buffer '{}' is an undefined tensor", describe(), name);
+  slot = value;
+  buffers_.emplace_back(std::move(name), &slot);
+}
+
+void Module::add_module(std::string name, std::shared_ptr<Module> module) {
+  check_new_name(name, "submodule");
+  if (!module) fail("{}: submodule '{}' is null", describe(), name);
+  children_.emplace_back(std::move(name), std::move(module));
+}
+
+void Module::replace_module(const std::string& name, std::shared_ptr<Module> module) {
+  if (!module) fail("{}: submodule '{}' is null", describe(), name);
+  const auto found = std::find_if(children_.begin(), children_.end(),
+                                  [&](const auto& child) { return child.first == name; });
+  if (found == children_.end()) fail("{}: there is no submodule '{}' to replace", describe(), name);
+  found->second = std::move(module);
+}
+
+std::vector<std::pair<std::string, Tensor*>> Module::named_slots(Slots which) const {
+  std::vector<std::pair<std::string, Tensor*>> named;
+  if (which != Slots::buffers) named.insert(named.end(), parameters_.begin(), parameters_.end());
+  if (which != Slots::parameters) named.insert(named.end(), buffers_.begin(), buffers_.end());
   for (const auto& [child_name, child] : children_) {
-    for (auto& [name, parameter] : child->named_parameters()) {
-      named.emplace_back(child_name + "." + name, parameter);
+    for (auto& [name, slot] : child->named_slots(which)) {
+      named.emplace_back(child_name + "." + name, slot);
     }
   }
   return named;
 }
 
-std::vector<Tensor> Module::parameters() const {
+namespace {
+
+std::vector<std::pair<std::string, Tensor>> values_of(
+    const std::vector<std::pair<std::string, Tensor*>>& slots) {
+  std::vector<std::pair<std::string, Tensor>> named;
+  for (const auto& [name, slot] : slots) named.emplace_back(name, *slot);
+  return named;
+}
+
+std::vector<Tensor> tensors_of(const std::vector<std::pair<std::string, Tensor*>>& slots) {
   std::vector<Tensor> flat;
-  for (auto& [name, parameter] : named_parameters()) flat.push_back(parameter);
+  for (const auto& [name, slot] : slots) flat.push_back(*slot);
   return flat;
 }
 
-std::vector<Tensor*> Module::parameter_slots() {
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  return values_of(named_slots(Slots::parameters));
+}
+
+std::vector<Tensor> Module::parameters() const {
+  return tensors_of(named_slots(Slots::parameters));
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  return values_of(named_slots(Slots::buffers));
+}
+
+std::vector<Tensor> Module::buffers() const {
+  return tensors_of(named_slots(Slots::buffers));
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::state_dict() const {
+  return values_of(named_slots(Slots::state));
+}
+
+std::vector<Tensor*> Module::parameter_slots() const {
   std::vector<Tensor*> slots;
-  for (auto& [name, slot] : parameters_) slots.push_back(slot);
-  for (auto& [name, child] : children_) {
-    for (Tensor* slot : child->parameter_slots()) slots.push_back(slot);
-  }
+  for (const auto& [name, slot] : named_slots(Slots::parameters)) slots.push_back(slot);
   return slots;
+}
+
+Module& Module::to(DType dtype) {
+  if (!is_floating(dtype)) {
+    fail("Module::to: expected a floating dtype (float32 or float64), got {}", dtype_name(dtype));
+  }
+  for (const auto& [name, slot] : named_slots(Slots::state)) {
+    if (!is_floating(slot->dtype()) || slot->dtype() == dtype) continue;
+    const bool trained = slot->requires_grad();
+    Tensor converted = slot->detach().to(dtype);
+    if (trained) converted.requires_grad(true);
+    *slot = converted;
+  }
+  return *this;
 }
 
 Tensor functional_call(Module& module, const std::vector<Tensor>& parameters, const Tensor& input) {

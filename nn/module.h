@@ -1,14 +1,16 @@
 #pragma once
 // Modules with the names PyTorch users know: named parameters and submodules, train/eval, and
 // the usual layers. Parameters are tensor handles: an optimizer holding them updates the module.
+#include <concepts>
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
-#include "autograd/tensor.h"
+#include "autograd/factories.h"
 
 namespace tg::nn {
 
@@ -24,6 +26,15 @@ void manual_seed(std::uint64_t seed);
 // decay, Adam counts the step), and a handle to the old gradient sees the zeros.
 void zero_grad(const std::vector<Tensor>& parameters, bool set_to_none = true);
 
+template <class M>
+class ModuleHolder;
+
+namespace detail {
+// A class's name without its namespace, demangled: "Linear" for tg::nn::Linear.
+std::string class_name(const std::type_info& type);
+[[noreturn]] void fail_empty_holder(const std::type_info& type);
+}  // namespace detail
+
 class Module {
  public:
   Module() = default;
@@ -38,6 +49,12 @@ class Module {
   // paths ("0.weight", "encoder.bias").
   std::vector<Tensor> parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+  // Buffers likewise: state that is saved and converted with the parameters but not trained.
+  std::vector<Tensor> buffers() const;
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  // PyTorch's state_dict names and order: each module's parameters, then its buffers, then its
+  // submodules'. What save() writes and load() reads.
+  std::vector<std::pair<std::string, Tensor>> state_dict() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
     return children_;
   }
@@ -49,26 +66,51 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
-  // One line, e.g. "Linear(in_features=64, out_features=10, bias=true)".
-  virtual std::string describe() const = 0;
+  // Converts every floating parameter and buffer of the tree to `dtype` (a floating one), as
+  // PyTorch's module.to(dtype); int64 buffers stay. Unlike PyTorch, the converted tensors are new
+  // leaves (without gradients) in the same slots: parameters() taken before, and so an optimizer
+  // built before, still hold the old ones. Converting to the current dtype changes nothing.
+  Module& to(DType dtype);
+
+  // One line, e.g. "Linear(in_features=64, out_features=10, bias=true)"; by default the class
+  // name without its namespace.
+  virtual std::string describe() const;
 
  protected:
   // Makes `slot` (a member of the module) a parameter holding `value`, a leaf that requires
   // grad. The module refers to the slot, so functional_call can substitute other tensors.
+  // Names (here and below) are non-empty, without '.', and unique within the module.
   void register_parameter(std::string name, Tensor& slot, Tensor value);
+  // Makes `slot` a buffer holding `value`: in named_buffers() and state_dict(), converted by to()
+  // and filled by load(), but not a parameter, so no optimizer sees it. A slot rather than
+  // libtorch's returned reference because to() puts a new tensor there.
+  void register_buffer(std::string name, Tensor& slot, Tensor value);
   template <class M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {
-    children_.emplace_back(std::move(name), module);
+    add_module(std::move(name), module);
     return module;
   }
+  template <class M>
+  ModuleHolder<M> register_module(std::string name, ModuleHolder<M> module) {
+    add_module(std::move(name), module.ptr());
+    return module;
+  }
+  // Puts `module` in place of the submodule `name`, which must exist (ModuleDict's assignment).
+  void replace_module(const std::string& name, std::shared_ptr<Module> module);
 
  private:
-  // The parameter slots of this module and its submodules, in named_parameters() order.
-  std::vector<Tensor*> parameter_slots();
+  enum class Slots { parameters, buffers, state };
+  // Dotted names and slots of this module and its submodules, in the order of
+  // named_parameters(), named_buffers() or state_dict().
+  std::vector<std::pair<std::string, Tensor*>> named_slots(Slots which) const;
+  std::vector<Tensor*> parameter_slots() const;
+  void check_new_name(const std::string& name, const char* what) const;
+  void add_module(std::string name, std::shared_ptr<Module> module);
   friend Tensor functional_call(Module& module, const std::vector<Tensor>& parameters,
                                 const Tensor& input);
 
   std::vector<std::pair<std::string, Tensor*>> parameters_;
+  std::vector<std::pair<std::string, Tensor*>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };
@@ -80,6 +122,66 @@ Tensor functional_call(Module& module, const std::vector<Tensor>& parameters, co
 
 // Prints the module tree as PyTorch does.
 std::ostream& operator<<(std::ostream& out, const Module& module);
+
+namespace detail {
+[[noreturn]] void fail_module_type(const Module& module, const std::type_info& wanted,
+                                   const char* container);
+// `module` as an M, or an error naming the container, the module and M.
+template <class M>
+std::shared_ptr<M> module_as(const std::shared_ptr<Module>& module, const char* container) {
+  std::shared_ptr<M> typed = std::dynamic_pointer_cast<M>(module);
+  if (!typed) fail_module_type(*module, typeid(M), container);
+  return typed;
+}
+}  // namespace detail
+
+// A shared handle to a module in libtorch's ModuleHolder role: copies share the module,
+// `model(x)` calls its forward and `model->parameters()` reaches it. ModuleHolder<Linear> fc(4, 8)
+// constructs the module in place, ModuleHolder<Linear> fc(nullptr) is empty until assigned.
+// TG_MODULE(Net) names the holder of a NetImpl, as TORCH_MODULE does. The layers keep their
+// names as modules (Linear, not LinearImpl), so code holding them by value or in a shared_ptr
+// is unchanged; a port of libtorch code spells its built-in holders ModuleHolder<Linear>.
+template <class M>
+class ModuleHolder {
+ public:
+  ModuleHolder() requires std::default_initializable<M> : module_(std::make_shared<M>()) {}
+  ModuleHolder(std::nullptr_t) {}
+  ModuleHolder(std::shared_ptr<M> module) : module_(std::move(module)) {}
+  template <class... Args>
+  requires(sizeof...(Args) > 0 &&
+           std::constructible_from<M, Args...>) explicit ModuleHolder(Args&&... args)
+      : module_(std::make_shared<M>(std::forward<Args>(args)...)) {}
+
+  M* operator->() const { return &**this; }
+  M& operator*() const {
+    if (!module_) detail::fail_empty_holder(typeid(M));
+    return *module_;
+  }
+  template <class... Args>
+  decltype(auto) operator()(Args&&... args) const {
+    return (**this).forward(std::forward<Args>(args)...);
+  }
+  const std::shared_ptr<M>& ptr() const { return module_; }
+  bool is_empty() const { return module_ == nullptr; }
+  explicit operator bool() const { return module_ != nullptr; }
+
+ private:
+  std::shared_ptr<M> module_;
+};
+
+// Anything Sequential, ModuleList and ModuleDict take as a module: a shared_ptr or a holder.
+template <class M>
+std::shared_ptr<Module> as_module(std::shared_ptr<M> module) {
+  return module;
+}
+template <class M>
+std::shared_ptr<Module> as_module(const ModuleHolder<M>& module) {
+  return module.ptr();
+}
+template <class T>
+concept ModuleHandle = requires(const T& t) {
+  as_module(t);
+};
 
 // y = x·Wᵀ + b with W [out, in] and b [out], initialised as PyTorch's Linear:
 // U(−1/√in, 1/√in) for both.
@@ -174,8 +276,18 @@ Tensor activate(const Tensor& x, Activation kind);
 class Sequential : public Module {
  public:
   Sequential() = default;
+  // The modules in one expression, shared_ptrs or holders:
+  // Sequential(ModuleHolder<Linear>(4, 8), ModuleHolder<ReLU>(), ModuleHolder<Linear>(8, 2)).
+  template <ModuleHandle... Modules>
+  requires(sizeof...(Modules) > 0) explicit Sequential(const Modules&... modules) {
+    (push_back(as_module(modules)), ...);
+  }
   // Appends a module, named by its position ("0", "1", ...).
   Sequential& push_back(std::shared_ptr<Module> module);
+  template <class M>
+  Sequential& push_back(const ModuleHolder<M>& module) {
+    return push_back(as_module(module));
+  }
   Tensor forward(const Tensor& input) override;
   std::string describe() const override { return "Sequential"; }
   std::size_t size() const { return children().size(); }
@@ -188,3 +300,10 @@ std::shared_ptr<Sequential> MLP(const std::vector<std::int64_t>& sizes,
                                 Generator& generator = default_generator(), DType dtype = f32);
 
 }  // namespace tg::nn
+
+// libtorch's TORCH_MODULE: TG_MODULE(Net) declares Net, the ModuleHolder of NetImpl.
+#define TG_MODULE(Name)                                     \
+  class Name : public ::tg::nn::ModuleHolder<Name##Impl> {  \
+   public:                                                  \
+    using ::tg::nn::ModuleHolder<Name##Impl>::ModuleHolder; \
+  }

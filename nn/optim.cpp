@@ -1,7 +1,9 @@
 #include "nn/optim.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <set>
 #include <utility>
 
 #include "autograd/tape.h"
@@ -46,15 +48,53 @@ void require(bool ok, const char* optimizer, const char* option, const char* exp
 
 }  // namespace
 
-Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, const char* name)
-    : parameters_(std::move(parameters)), lr_(lr) {
-  if (parameters_.empty()) fail("{}: got an empty parameter list", name);
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    if (!parameters_[i].defined() || !is_floating(parameters_[i].dtype())) {
-      fail("{}: parameter {} is undefined or not floating", name, i);
+Optimizer::Optimizer(const std::vector<std::vector<Tensor>>& groups, const std::vector<double>& lrs,
+                     const char* name)
+    : name_(name), lrs_(lrs) {
+  std::set<const tg::detail::TensorImpl*> seen;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    require(lrs[g] >= 0, name, "lr", "≥ 0", lrs[g]);
+    for (const Tensor& p : groups[g]) {
+      const std::size_t i = parameters_.size();
+      if (!p.defined() || !is_floating(p.dtype())) {
+        fail("{}: parameter {} is undefined or not floating", name, i);
+      }
+      if (groups.size() > 1 && !seen.insert(p.impl().get()).second) {
+        fail("{}: parameter {} (of group {}) appears in more than one parameter group", name, i, g);
+      }
+      parameters_.push_back(p);
+      group_of_.push_back(g);
     }
   }
-  require(lr >= 0, name, "lr", "≥ 0", lr);
+  if (parameters_.empty()) fail("{}: got an empty parameter list", name);
+}
+
+double Optimizer::lr(std::size_t group) const {
+  if (group >= lrs_.size()) fail("{}: no group {} (it has {})", name_, group, lrs_.size());
+  return lrs_[group];
+}
+
+void Optimizer::set_lr(double lr) {
+  for (std::size_t g = 0; g < lrs_.size(); ++g) set_lr(g, lr);
+}
+
+void Optimizer::set_lr(std::size_t group, double lr) {
+  if (group >= lrs_.size()) fail("{}: no group {} (it has {})", name_, group, lrs_.size());
+  lrs_[group] = lr;
+}
+
+std::vector<Tensor> Optimizer::parameters(std::size_t group) const {
+  if (group >= lrs_.size()) fail("{}: no group {} (it has {})", name_, group, lrs_.size());
+  std::vector<Tensor> in_group;
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    if (group_of_[i] == group) in_group.push_back(parameters_[i]);
+  }
+  return in_group;
+}
+
+const std::vector<double>& Optimizer::initial_lrs() {
+  if (initial_lrs_.empty()) initial_lrs_ = lrs_;
+  return initial_lrs_;
 }
 
 void Optimizer::zero_grad(bool set_to_none) {
@@ -62,16 +102,25 @@ void Optimizer::zero_grad(bool set_to_none) {
 }
 
 SGD::SGD(std::vector<Tensor> parameters, SGDOptions options)
-    : Optimizer(std::move(parameters), options.lr, "SGD"), options_(options) {
-  require(options.momentum >= 0, "SGD", "momentum", "≥ 0", options.momentum);
-  require(options.weight_decay >= 0, "SGD", "weight_decay", "≥ 0", options.weight_decay);
-  if (options.nesterov && (options.momentum <= 0 || options.dampening != 0)) {
-    fail(
-        "SGD: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum = {}, "
-        "dampening = {}",
-        options.momentum, options.dampening);
+    : SGD({{.params = std::move(parameters), .options = options}}, options) {}
+
+SGD::SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults)
+    : SGD(detail::split_groups(std::move(groups), defaults)) {}
+
+SGD::SGD(std::pair<std::vector<std::vector<Tensor>>, std::vector<SGDOptions>> groups)
+    : Optimizer(groups.first, detail::lrs_of(groups.second), "SGD"),
+      options_(std::move(groups.second)),
+      momentum_(parameters_.size()) {
+  for (const SGDOptions& o : options_) {
+    require(o.momentum >= 0, "SGD", "momentum", "≥ 0", o.momentum);
+    require(o.weight_decay >= 0, "SGD", "weight_decay", "≥ 0", o.weight_decay);
+    if (o.nesterov && (o.momentum <= 0 || o.dampening != 0)) {
+      fail(
+          "SGD: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum = {}, "
+          "dampening = {}",
+          o.momentum, o.dampening);
+    }
   }
-  momentum_.resize(parameters_.size());
 }
 
 void SGD::step() {
@@ -79,11 +128,13 @@ void SGD::step() {
     Tensor& p = parameters_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
+    const SGDOptions& o = options_[group_of(i)];
+    const double lr = lr_of(i);
     dispatch_floating(p.dtype(), "SGD", [&]<class T>() {
       auto w = values<T>(p);
-      with_decay(read<T>(g), w, options_.weight_decay, [&](const auto& d) {
-        if (options_.momentum == 0) {
-          w -= T(lr_) * d;
+      with_decay(read<T>(g), w, o.weight_decay, [&](const auto& d) {
+        if (o.momentum == 0) {
+          w -= T(lr) * d;
           return;
         }
         if (!momentum_[i].defined()) {
@@ -91,13 +142,13 @@ void SGD::step() {
           values<T>(momentum_[i]) = d;
         } else {
           values<T>(momentum_[i]) =
-              T(options_.momentum) * values<T>(momentum_[i]) + T(1 - options_.dampening) * d;
+              T(o.momentum) * values<T>(momentum_[i]) + T(1 - o.dampening) * d;
         }
         const auto b = read<T>(momentum_[i]);
-        if (options_.nesterov) {
-          w -= T(lr_) * (d + T(options_.momentum) * b);
+        if (o.nesterov) {
+          w -= T(lr) * (d + T(o.momentum) * b);
         } else {
-          w -= T(lr_) * b;
+          w -= T(lr) * b;
         }
       });
     });
@@ -105,18 +156,24 @@ void SGD::step() {
 }
 
 Adam::Adam(std::vector<Tensor> parameters, AdamOptions options)
-    : Adam(std::move(parameters), options, false) {}
+    : Adam({{.params = std::move(parameters), .options = options}}, options) {}
 
-Adam::Adam(std::vector<Tensor> parameters, AdamOptions options, bool decoupled)
-    : Optimizer(std::move(parameters), options.lr, decoupled ? "AdamW" : "Adam"),
-      options_(options),
+Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups, AdamOptions defaults)
+    : Adam(detail::split_groups(std::move(groups), defaults), false) {}
+
+Adam::Adam(std::pair<std::vector<std::vector<Tensor>>, std::vector<AdamOptions>> groups,
+           bool decoupled)
+    : Optimizer(groups.first, detail::lrs_of(groups.second), decoupled ? "AdamW" : "Adam"),
+      options_(std::move(groups.second)),
       decoupled_(decoupled),
       state_(parameters_.size()) {
   const char* name = decoupled ? "AdamW" : "Adam";
-  require(options.eps >= 0, name, "eps", "≥ 0", options.eps);
-  require(options.beta1 >= 0 && options.beta1 < 1, name, "beta1", "in [0, 1)", options.beta1);
-  require(options.beta2 >= 0 && options.beta2 < 1, name, "beta2", "in [0, 1)", options.beta2);
-  require(options.weight_decay >= 0, name, "weight_decay", "≥ 0", options.weight_decay);
+  for (const AdamOptions& o : options_) {
+    require(o.eps >= 0, name, "eps", "≥ 0", o.eps);
+    require(o.beta1 >= 0 && o.beta1 < 1, name, "beta1", "in [0, 1)", o.beta1);
+    require(o.beta2 >= 0 && o.beta2 < 1, name, "beta2", "in [0, 1)", o.beta2);
+    require(o.weight_decay >= 0, name, "weight_decay", "≥ 0", o.weight_decay);
+  }
 }
 
 void Adam::step() {
@@ -124,38 +181,163 @@ void Adam::step() {
     Tensor& p = parameters_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
+    const AdamOptions& o = options_[group_of(i)];
+    const double lr = lr_of(i);
     State& s = state_[i];
     if (!s.m.defined()) {
       s.m = zeros_like(p);
       s.v = zeros_like(p);
+      if (o.amsgrad) s.v_max = zeros_like(p);
     }
     ++s.steps;
     // In PyTorch's order of operations, so float32 results round as PyTorch's do.
-    const double step_size = lr_ / (1 - std::pow(options_.beta1, double(s.steps)));
-    const double correction2_sqrt = std::sqrt(1 - std::pow(options_.beta2, double(s.steps)));
+    const double step_size = lr / (1 - std::pow(o.beta1, double(s.steps)));
+    const double correction2_sqrt = std::sqrt(1 - std::pow(o.beta2, double(s.steps)));
     dispatch_floating(p.dtype(), "Adam", [&]<class T>() {
       auto w = values<T>(p);
       auto m = values<T>(s.m);
       auto v = values<T>(s.v);
-      if (decoupled_) w *= T(1 - lr_ * options_.weight_decay);
+      if (decoupled_) w *= T(1 - lr * o.weight_decay);
       // AdamW's decay is decoupled: nothing enters the gradient.
-      with_decay(read<T>(g), w, decoupled_ ? 0.0 : options_.weight_decay, [&](const auto& d) {
-        m = T(options_.beta1) * m + T(1 - options_.beta1) * d;
-        v = T(options_.beta2) * v + T(1 - options_.beta2) * d.square();
+      with_decay(read<T>(g), w, decoupled_ ? 0.0 : o.weight_decay, [&](const auto& d) {
+        m = T(o.beta1) * m + T(1 - o.beta1) * d;
+        v = T(o.beta2) * v + T(1 - o.beta2) * d.square();
       });
-      w -= T(step_size) * m / (v.sqrt() / T(correction2_sqrt) + T(options_.eps));
+      if (o.amsgrad) {
+        auto v_max = values<T>(s.v_max);
+        v_max = v_max.max(v);
+        w -= T(step_size) * m / (v_max.sqrt() / T(correction2_sqrt) + T(o.eps));
+      } else {
+        w -= T(step_size) * m / (v.sqrt() / T(correction2_sqrt) + T(o.eps));
+      }
     });
   }
 }
 
+namespace {
+
+AdamOptions as_adam(const AdamWOptions& o) {
+  return {.lr = o.lr,
+          .beta1 = o.beta1,
+          .beta2 = o.beta2,
+          .eps = o.eps,
+          .weight_decay = o.weight_decay,
+          .amsgrad = o.amsgrad};
+}
+
+std::pair<std::vector<std::vector<Tensor>>, std::vector<AdamOptions>> as_adam(
+    std::pair<std::vector<std::vector<Tensor>>, std::vector<AdamWOptions>> groups) {
+  std::vector<AdamOptions> options;
+  for (const AdamWOptions& o : groups.second) options.push_back(as_adam(o));
+  return {std::move(groups.first), std::move(options)};
+}
+
+}  // namespace
+
 AdamW::AdamW(std::vector<Tensor> parameters, AdamWOptions options)
-    : Adam(std::move(parameters),
-           {.lr = options.lr,
-            .beta1 = options.beta1,
-            .beta2 = options.beta2,
-            .eps = options.eps,
-            .weight_decay = options.weight_decay},
-           true) {}
+    : AdamW({{.params = std::move(parameters), .options = options}}, options) {}
+
+AdamW::AdamW(std::vector<ParamGroup<AdamWOptions>> groups, AdamWOptions defaults)
+    : Adam(as_adam(detail::split_groups(std::move(groups), defaults)), true) {}
+
+RMSprop::RMSprop(std::vector<Tensor> parameters, RMSpropOptions options)
+    : RMSprop({{.params = std::move(parameters), .options = options}}, options) {}
+
+RMSprop::RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions defaults)
+    : RMSprop(detail::split_groups(std::move(groups), defaults)) {}
+
+RMSprop::RMSprop(std::pair<std::vector<std::vector<Tensor>>, std::vector<RMSpropOptions>> groups)
+    : Optimizer(groups.first, detail::lrs_of(groups.second), "RMSprop"),
+      options_(std::move(groups.second)),
+      state_(parameters_.size()) {
+  for (const RMSpropOptions& o : options_) {
+    require(o.eps >= 0, "RMSprop", "eps", "≥ 0", o.eps);
+    require(o.alpha >= 0, "RMSprop", "alpha", "≥ 0", o.alpha);
+    require(o.momentum >= 0, "RMSprop", "momentum", "≥ 0", o.momentum);
+    require(o.weight_decay >= 0, "RMSprop", "weight_decay", "≥ 0", o.weight_decay);
+  }
+}
+
+void RMSprop::step() {
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    Tensor& p = parameters_[i];
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    const RMSpropOptions& o = options_[group_of(i)];
+    const double lr = lr_of(i);
+    State& s = state_[i];
+    if (!s.square_avg.defined()) {
+      s.square_avg = zeros_like(p);
+      if (o.centered) s.grad_avg = zeros_like(p);
+      if (o.momentum > 0) s.momentum = zeros_like(p);
+    }
+    dispatch_floating(p.dtype(), "RMSprop", [&]<class T>() {
+      auto w = values<T>(p);
+      with_decay(read<T>(g), w, o.weight_decay, [&](const auto& d) {
+        auto square_avg = values<T>(s.square_avg);
+        square_avg = T(o.alpha) * square_avg + T(1 - o.alpha) * d.square();
+        // Materialised: d may read w, which the update below writes.
+        Eigen::Array<T, Eigen::Dynamic, 1> ratio;
+        if (o.centered) {
+          auto grad_avg = values<T>(s.grad_avg);
+          grad_avg = T(o.alpha) * grad_avg + T(1 - o.alpha) * d;
+          ratio = d / ((square_avg - grad_avg.square()).sqrt() + T(o.eps));
+        } else {
+          ratio = d / (square_avg.sqrt() + T(o.eps));
+        }
+        if (o.momentum > 0) {
+          auto b = values<T>(s.momentum);
+          b = T(o.momentum) * b + ratio;
+          w -= T(lr) * b;
+        } else {
+          w -= T(lr) * ratio;
+        }
+      });
+    });
+  }
+}
+
+Adagrad::Adagrad(std::vector<Tensor> parameters, AdagradOptions options)
+    : Adagrad({{.params = std::move(parameters), .options = options}}, options) {}
+
+Adagrad::Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, AdagradOptions defaults)
+    : Adagrad(detail::split_groups(std::move(groups), defaults)) {}
+
+Adagrad::Adagrad(std::pair<std::vector<std::vector<Tensor>>, std::vector<AdagradOptions>> groups)
+    : Optimizer(groups.first, detail::lrs_of(groups.second), "Adagrad"),
+      options_(std::move(groups.second)),
+      state_(parameters_.size()) {
+  for (const AdagradOptions& o : options_) {
+    require(o.lr_decay >= 0, "Adagrad", "lr_decay", "≥ 0", o.lr_decay);
+    require(o.weight_decay >= 0, "Adagrad", "weight_decay", "≥ 0", o.weight_decay);
+    require(o.initial_accumulator_value >= 0, "Adagrad", "initial_accumulator_value", "≥ 0",
+            o.initial_accumulator_value);
+    require(o.eps >= 0, "Adagrad", "eps", "≥ 0", o.eps);
+  }
+}
+
+void Adagrad::step() {
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    Tensor& p = parameters_[i];
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    const AdagradOptions& o = options_[group_of(i)];
+    State& s = state_[i];
+    if (!s.sum.defined()) s.sum = full(p.shape(), o.initial_accumulator_value, p.dtype());
+    ++s.steps;
+    const double clr = lr_of(i) / (1 + double(s.steps - 1) * o.lr_decay);
+    dispatch_floating(p.dtype(), "Adagrad", [&]<class T>() {
+      auto w = values<T>(p);
+      auto sum = values<T>(s.sum);
+      with_decay(read<T>(g), w, o.weight_decay, [&](const auto& d) {
+        sum += d.square();
+        // Materialised: d may read w.
+        const Eigen::Array<T, Eigen::Dynamic, 1> step = d / (sum.sqrt() + T(o.eps));
+        w -= T(clr) * step;
+      });
+    });
+  }
+}
 
 double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, double norm_type,
                       bool error_if_nonfinite) {
@@ -200,8 +382,23 @@ double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, do
   return total;
 }
 
+LRScheduler::LRScheduler(Optimizer& optimizer)
+    : optimizer_(optimizer), base_lrs_(optimizer.initial_lrs()) {}
+
+void LRScheduler::apply(std::int64_t epoch) {
+  std::vector<double> lrs;
+  // All rates first: a schedule that refuses the epoch (OneCycleLR past its end) changes none.
+  for (double base : base_lrs_) lrs.push_back(lr_at(epoch, base));
+  for (std::size_t g = 0; g < lrs.size(); ++g) optimizer_.set_lr(g, lrs[g]);
+  epoch_ = epoch;
+}
+
 void LRScheduler::step() {
-  optimizer_.set_lr(lr_at(++epoch_));
+  apply(epoch_ + 1);
+}
+
+void LRScheduler::start() {
+  apply(0);
 }
 
 StepLR::StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma)
@@ -210,8 +407,8 @@ StepLR::StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma)
   if (!(gamma >= 0)) fail("StepLR: expected gamma ≥ 0, got {}", gamma);
 }
 
-double StepLR::lr_at(std::int64_t epoch) const {
-  return base_lr() * std::pow(gamma_, double(epoch / step_size_));
+double StepLR::lr_at(std::int64_t epoch, double base_lr) const {
+  return base_lr * std::pow(gamma_, double(epoch / step_size_));
 }
 
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, std::int64_t t_max, double eta_min)
@@ -220,9 +417,144 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, std::int64_t t_max, d
   if (!(eta_min >= 0)) fail("CosineAnnealingLR: expected eta_min ≥ 0, got {}", eta_min);
 }
 
-double CosineAnnealingLR::lr_at(std::int64_t epoch) const {
+double CosineAnnealingLR::lr_at(std::int64_t epoch, double base_lr) const {
   return eta_min_ +
-         (base_lr() - eta_min_) * (1 + std::cos(M_PI * double(epoch) / double(t_max_))) / 2;
+         (base_lr - eta_min_) * (1 + std::cos(M_PI * double(epoch) / double(t_max_))) / 2;
+}
+
+LinearLR::LinearLR(Optimizer& optimizer, double start_factor, double end_factor,
+                   std::int64_t total_iters)
+    : LRScheduler(optimizer),
+      start_factor_(start_factor),
+      end_factor_(end_factor),
+      total_iters_(total_iters) {
+  require(start_factor > 0 && start_factor <= 1, "LinearLR", "start_factor", "in (0, 1]",
+          start_factor);
+  require(end_factor >= 0 && end_factor <= 1, "LinearLR", "end_factor", "in [0, 1]", end_factor);
+  if (total_iters <= 0) fail("LinearLR: expected total_iters > 0, got {}", total_iters);
+  start();
+}
+
+double LinearLR::lr_at(std::int64_t epoch, double base_lr) const {
+  return base_lr *
+         (start_factor_ + (end_factor_ - start_factor_) * double(std::min(epoch, total_iters_)) /
+                              double(total_iters_));
+}
+
+OneCycleLR::OneCycleLR(Optimizer& optimizer, double max_lr, std::int64_t total_steps,
+                       double pct_start, Anneal anneal, double div_factor, double final_div_factor)
+    : LRScheduler(optimizer),
+      max_lr_(max_lr),
+      total_steps_(total_steps),
+      warmup_end_(pct_start * double(total_steps) - 1),
+      anneal_(anneal),
+      initial_lr_(max_lr / div_factor),
+      min_lr_(initial_lr_ / final_div_factor) {
+  require(max_lr >= 0, "OneCycleLR", "max_lr", "≥ 0", max_lr);
+  if (total_steps <= 0) fail("OneCycleLR: expected total_steps > 0, got {}", total_steps);
+  require(pct_start >= 0 && pct_start <= 1, "OneCycleLR", "pct_start", "in [0, 1]", pct_start);
+  require(div_factor > 0, "OneCycleLR", "div_factor", "> 0", div_factor);
+  require(final_div_factor > 0, "OneCycleLR", "final_div_factor", "> 0", final_div_factor);
+  // PyTorch divides by each phase's length at a step within it: a warm-up ending at step 0, or
+  // an annealing phase of no steps, is 0/0 there (a ZeroDivisionError in PyTorch).
+  if (warmup_end_ == 0 || warmup_end_ == double(total_steps - 1)) {
+    fail(
+        "OneCycleLR: pct_start = {} with total_steps = {} leaves a phase of no steps "
+        "(pct_start · total_steps must be neither 1 nor total_steps)",
+        pct_start, total_steps);
+  }
+  start();
+}
+
+double OneCycleLR::lr_at(std::int64_t epoch, double) const {
+  if (epoch > total_steps_) {
+    fail("OneCycleLR: stepped {} times, past total_steps = {}", epoch + 1, total_steps_);
+  }
+  const double step = double(epoch);
+  const bool warming = step <= warmup_end_;
+  const double from = warming ? initial_lr_ : max_lr_;
+  const double to = warming ? max_lr_ : min_lr_;
+  const double pct = warming ? step / warmup_end_
+                             : (step - warmup_end_) / (double(total_steps_ - 1) - warmup_end_);
+  if (anneal_ == Anneal::linear) return (to - from) * pct + from;
+  return to + (from - to) / 2.0 * (std::cos(M_PI * pct) + 1);
+}
+
+SequentialLR::SequentialLR(Optimizer& optimizer,
+                           std::vector<std::shared_ptr<LRScheduler>> schedules,
+                           std::vector<std::int64_t> milestones)
+    : LRScheduler(optimizer), schedules_(std::move(schedules)), milestones_(std::move(milestones)) {
+  if (schedules_.size() != milestones_.size() + 1) {
+    fail(
+        "SequentialLR: expected one schedule more than milestones, got {} schedules and {} "
+        "milestones",
+        schedules_.size(), milestones_.size());
+  }
+  for (std::size_t i = 0; i < schedules_.size(); ++i) {
+    if (!schedules_[i] || &schedules_[i]->optimizer_ != &optimizer) {
+      fail("SequentialLR: schedule {} is null or built on another optimizer", i);
+    }
+  }
+  for (std::size_t i = 0; i < milestones_.size(); ++i) {
+    if (milestones_[i] <= (i == 0 ? 0 : milestones_[i - 1])) {
+      fail("SequentialLR: expected positive, increasing milestones, got {} after {}",
+           milestones_[i], i == 0 ? 0 : milestones_[i - 1]);
+    }
+  }
+  start();
+}
+
+double SequentialLR::lr_at(std::int64_t epoch, double base_lr) const {
+  const auto next = std::upper_bound(milestones_.begin(), milestones_.end(), epoch);
+  const auto index = std::size_t(next - milestones_.begin());
+  const std::int64_t since = index == 0 ? epoch : epoch - milestones_[index - 1];
+  return schedules_[index]->lr_at(since, base_lr);
+}
+
+ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, ReduceLROnPlateauOptions options)
+    : optimizer_(optimizer),
+      options_(options),
+      best_(options.mode == PlateauMode::min ? INFINITY : -INFINITY) {
+  require(options.factor < 1, "ReduceLROnPlateau", "factor", "< 1", options.factor);
+  require(options.factor >= 0, "ReduceLROnPlateau", "factor", "≥ 0", options.factor);
+  if (options.patience < 0) {
+    fail("ReduceLROnPlateau: expected patience ≥ 0, got {}", options.patience);
+  }
+  if (options.cooldown < 0) {
+    fail("ReduceLROnPlateau: expected cooldown ≥ 0, got {}", options.cooldown);
+  }
+  require(options.threshold >= 0, "ReduceLROnPlateau", "threshold", "≥ 0", options.threshold);
+  require(options.min_lr >= 0, "ReduceLROnPlateau", "min_lr", "≥ 0", options.min_lr);
+  require(options.eps >= 0, "ReduceLROnPlateau", "eps", "≥ 0", options.eps);
+}
+
+bool ReduceLROnPlateau::improves(double metric) const {
+  const bool rel = options_.threshold_mode == ThresholdMode::rel;
+  if (options_.mode == PlateauMode::min) {
+    return metric < (rel ? best_ * (1 - options_.threshold) : best_ - options_.threshold);
+  }
+  return metric > (rel ? best_ * (options_.threshold + 1) : best_ + options_.threshold);
+}
+
+void ReduceLROnPlateau::step(double metric) {
+  if (improves(metric)) {
+    best_ = metric;
+    bad_epochs_ = 0;
+  } else {
+    ++bad_epochs_;
+  }
+  if (cooldown_left_ > 0) {
+    --cooldown_left_;
+    bad_epochs_ = 0;  // epochs in cooldown do not count
+  }
+  if (bad_epochs_ <= options_.patience) return;
+  for (std::size_t g = 0; g < optimizer_.group_count(); ++g) {
+    const double old_lr = optimizer_.lr(g);
+    const double new_lr = std::max(old_lr * options_.factor, options_.min_lr);
+    if (old_lr - new_lr > options_.eps) optimizer_.set_lr(g, new_lr);
+  }
+  cooldown_left_ = options_.cooldown;
+  bad_epochs_ = 0;
 }
 
 }  // namespace tg::nn

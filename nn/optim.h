@@ -10,11 +10,24 @@
 // A gradient of zeros (zero_grad(false)) is a gradient: the parameter is stepped with it.
 // Every option is validated as PyTorch validates it (and NaN is rejected as well).
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "autograd/tensor.h"
 
 namespace tg::nn {
+
+// A group of parameters with its own options, as torch.optim's param_groups (the usual use:
+// weight decay off for biases and norms). A group without options takes the optimizer's
+// defaults. Spell groups with designated initializers, {.params = …, .options = …}: a bare
+// {{a}, {b}} would also read as a list of tensors.
+template <class Options>
+struct ParamGroup {
+  std::vector<Tensor> params;
+  std::optional<Options> options = std::nullopt;
+};
 
 class Optimizer {
  public:
@@ -26,17 +39,61 @@ class Optimizer {
   virtual void step() = 0;
   // As nn::zero_grad: drops the gradients (PyTorch 2's default), or zeroes them in place.
   void zero_grad(bool set_to_none = true);
-  double lr() const { return lr_; }
-  void set_lr(double lr) { lr_ = lr; }
+  // The first group's learning rate (the only group's, when none were given).
+  double lr() const { return lrs_.front(); }
+  double lr(std::size_t group) const;
+  // Sets every group's rate, or one group's.
+  void set_lr(double lr);
+  void set_lr(std::size_t group, double lr);
+  std::size_t group_count() const { return lrs_.size(); }
+  // Every group's parameters, group after group.
   const std::vector<Tensor>& parameters() const { return parameters_; }
+  std::vector<Tensor> parameters(std::size_t group) const;
 
  protected:
-  // Checks the parameters and lr; `name` heads every error message.
-  Optimizer(std::vector<Tensor> parameters, double lr, const char* name);
+  // Checks the groups (a parameter in two groups is an error, as in PyTorch; no parameter at
+  // all is one too) and each group's lr; `name` heads every error message.
+  Optimizer(const std::vector<std::vector<Tensor>>& groups, const std::vector<double>& lrs,
+            const char* name);
+  std::size_t group_of(std::size_t parameter) const { return group_of_[parameter]; }
+  double lr_of(std::size_t parameter) const { return lrs_[group_of_[parameter]]; }
 
   std::vector<Tensor> parameters_;
-  double lr_;
+
+ private:
+  friend class LRScheduler;
+  // torch's group["initial_lr"]: the rates when the first schedule was attached, which every
+  // later schedule starts from too (SequentialLR's do).
+  const std::vector<double>& initial_lrs();
+
+  const char* name_;
+  std::vector<std::size_t> group_of_;
+  std::vector<double> lrs_;
+  std::vector<double> initial_lrs_;
 };
+
+namespace detail {
+
+// Each group's parameters and options (the defaults where it has none).
+template <class Options>
+std::pair<std::vector<std::vector<Tensor>>, std::vector<Options>> split_groups(
+    std::vector<ParamGroup<Options>> groups, const Options& defaults) {
+  std::pair<std::vector<std::vector<Tensor>>, std::vector<Options>> split;
+  for (ParamGroup<Options>& group : groups) {
+    split.first.push_back(std::move(group.params));
+    split.second.push_back(group.options.value_or(defaults));
+  }
+  return split;
+}
+
+template <class Options>
+std::vector<double> lrs_of(const std::vector<Options>& options) {
+  std::vector<double> lrs;
+  for (const Options& o : options) lrs.push_back(o.lr);
+  return lrs;
+}
+
+}  // namespace detail
 
 struct SGDOptions {
   double lr = 0.01;
@@ -51,11 +108,14 @@ struct SGDOptions {
 class SGD : public Optimizer {
  public:
   SGD(std::vector<Tensor> parameters, SGDOptions options);
+  explicit SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults = {});
   void step() override;
 
  private:
-  SGDOptions options_;
-  std::vector<Tensor> momentum_;  // undefined until the parameter's first gradient
+  SGD(std::pair<std::vector<std::vector<Tensor>>, std::vector<SGDOptions>> groups);
+
+  std::vector<SGDOptions> options_;  // per group
+  std::vector<Tensor> momentum_;     // undefined until the parameter's first gradient
 };
 
 struct AdamOptions {
@@ -64,6 +124,7 @@ struct AdamOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;
+  bool amsgrad = false;
 };
 
 // AdamW's options: the same, with PyTorch's AdamW default λ = 0.01.
@@ -73,29 +134,34 @@ struct AdamWOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.01;
+  bool amsgrad = false;
 };
 
 // Per parameter, with t its own count of steps that had a gradient:
 // g ← ∇ + λp; m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²;
-// p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε).
+// p ← p − (lr / (1 − β₁ᵗ)) · m / (√v̂ / √(1 − β₂ᵗ) + ε), where v̂ = v, or with amsgrad the largest
+// v so far (elementwise).
 class Adam : public Optimizer {
  public:
   Adam(std::vector<Tensor> parameters, AdamOptions options);
+  explicit Adam(std::vector<ParamGroup<AdamOptions>> groups, AdamOptions defaults = {});
   void step() override;
   // How many steps parameter i has been updated by (its t in the bias correction).
   std::int64_t steps(std::size_t parameter) const { return state_.at(parameter).steps; }
 
  protected:
   // decoupled: AdamW's p ← p(1 − lr·λ) instead of adding λp to the gradient.
-  Adam(std::vector<Tensor> parameters, AdamOptions options, bool decoupled);
+  Adam(std::pair<std::vector<std::vector<Tensor>>, std::vector<AdamOptions>> groups,
+       bool decoupled);
 
  private:
   struct State {
-    Tensor m;  // both undefined until the parameter's first gradient
+    Tensor m;  // all undefined until the parameter's first gradient
     Tensor v;
+    Tensor v_max;  // amsgrad only
     std::int64_t steps = 0;
   };
-  AdamOptions options_;
+  std::vector<AdamOptions> options_;  // per group
   bool decoupled_;
   std::vector<State> state_;
 };
@@ -105,6 +171,63 @@ class Adam : public Optimizer {
 class AdamW : public Adam {
  public:
   AdamW(std::vector<Tensor> parameters, AdamWOptions options = {});
+  explicit AdamW(std::vector<ParamGroup<AdamWOptions>> groups, AdamWOptions defaults = {});
+};
+
+struct RMSpropOptions {
+  double lr = 1e-2;
+  double alpha = 0.99;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double momentum = 0.0;
+  bool centered = false;
+};
+
+// g ← ∇ + λp; s ← αs + (1 − α)g²; centered: a ← αa + (1 − α)g and d ← √(s − a²) + ε, else
+// d ← √s + ε; with momentum b ← μb + g/d and p ← p − lr·b, else p ← p − lr·g/d.
+class RMSprop : public Optimizer {
+ public:
+  RMSprop(std::vector<Tensor> parameters, RMSpropOptions options = {});
+  explicit RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions defaults = {});
+  void step() override;
+
+ private:
+  RMSprop(std::pair<std::vector<std::vector<Tensor>>, std::vector<RMSpropOptions>> groups);
+
+  struct State {
+    Tensor square_avg;  // all undefined until the parameter's first gradient
+    Tensor grad_avg;    // centered only
+    Tensor momentum;    // momentum > 0 only
+  };
+  std::vector<RMSpropOptions> options_;  // per group
+  std::vector<State> state_;
+};
+
+struct AdagradOptions {
+  double lr = 1e-2;
+  double lr_decay = 0.0;
+  double weight_decay = 0.0;
+  double initial_accumulator_value = 0.0;
+  double eps = 1e-10;
+};
+
+// With t the parameter's own count of steps: g ← ∇ + λp; s ← s + g² (s starts at
+// initial_accumulator_value); p ← p − lr/(1 + (t − 1)·lr_decay) · g/(√s + ε).
+class Adagrad : public Optimizer {
+ public:
+  Adagrad(std::vector<Tensor> parameters, AdagradOptions options = {});
+  explicit Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, AdagradOptions defaults = {});
+  void step() override;
+
+ private:
+  Adagrad(std::pair<std::vector<std::vector<Tensor>>, std::vector<AdagradOptions>> groups);
+
+  struct State {
+    Tensor sum;  // undefined until the parameter's first gradient
+    std::int64_t steps = 0;
+  };
+  std::vector<AdagradOptions> options_;  // per group
+  std::vector<State> state_;
 };
 
 // torch.nn.utils.clip_grad_norm_: the norm of order norm_type (> 0, or INFINITY for the largest
@@ -117,21 +240,31 @@ class AdamW : public Adam {
 double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm,
                       double norm_type = 2.0, bool error_if_nonfinite = false);
 
+// A schedule sets every group's rate from the rate that group had when the first schedule was
+// attached to the optimizer (torch's initial_lr).
 class LRScheduler {
  public:
-  explicit LRScheduler(Optimizer& optimizer) : optimizer_(optimizer), base_lr_(optimizer.lr()) {}
+  explicit LRScheduler(Optimizer& optimizer);
   virtual ~LRScheduler() = default;
-  // Call once per epoch, after the optimizer's steps.
+  LRScheduler(const LRScheduler&) = delete;
+  LRScheduler& operator=(const LRScheduler&) = delete;
+  // Call once per epoch (per batch for OneCycleLR), after the optimizer's steps.
   void step();
   std::int64_t epoch() const { return epoch_; }
 
  protected:
-  virtual double lr_at(std::int64_t epoch) const = 0;
-  double base_lr() const { return base_lr_; }
+  // The rate at `epoch` of a group that started at base_lr.
+  virtual double lr_at(std::int64_t epoch, double base_lr) const = 0;
+  // Sets the rates to epoch 0's: for schedules that do not start at the base rate (torch's
+  // schedulers take their first step in the constructor).
+  void start();
 
  private:
+  friend class SequentialLR;
+  void apply(std::int64_t epoch);
+
   Optimizer& optimizer_;
-  double base_lr_;
+  std::vector<double> base_lrs_;
   std::int64_t epoch_ = 0;
 };
 
@@ -141,7 +274,7 @@ class StepLR : public LRScheduler {
   StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma = 0.1);
 
  protected:
-  double lr_at(std::int64_t epoch) const override;
+  double lr_at(std::int64_t epoch, double base_lr) const override;
 
  private:
   std::int64_t step_size_;
@@ -155,11 +288,105 @@ class CosineAnnealingLR : public LRScheduler {
   CosineAnnealingLR(Optimizer& optimizer, std::int64_t t_max, double eta_min = 0.0);
 
  protected:
-  double lr_at(std::int64_t epoch) const override;
+  double lr_at(std::int64_t epoch, double base_lr) const override;
 
  private:
   std::int64_t t_max_;
   double eta_min_;
+};
+
+// Warm-up: lr = base · (s + (e − s) · min(epoch, total_iters) / total_iters), from s·base at
+// construction to e·base at total_iters, then constant. 0 < s ≤ 1, 0 ≤ e ≤ 1, total_iters > 0.
+// (The closed form of PyTorch's recursive one: the same rates to rounding.)
+class LinearLR : public LRScheduler {
+ public:
+  explicit LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3, double end_factor = 1.0,
+                    std::int64_t total_iters = 5);
+
+ protected:
+  double lr_at(std::int64_t epoch, double base_lr) const override;
+
+ private:
+  double start_factor_;
+  double end_factor_;
+  std::int64_t total_iters_;
+};
+
+enum class Anneal { cos, linear };
+
+// Smith's one-cycle policy, stepped once per batch: from max_lr / div_factor up to max_lr over the
+// first pct_start of total_steps, then down to max_lr / (div_factor · final_div_factor), by
+// cosine or linear annealing, as PyTorch's two-phase schedule. Every group follows the same
+// max_lr. Stepping past total_steps is an error. Momentum is not cycled (PyTorch's
+// cycle_momentum = true also cycles β₁ or momentum between 0.85 and 0.95).
+class OneCycleLR : public LRScheduler {
+ public:
+  OneCycleLR(Optimizer& optimizer, double max_lr, std::int64_t total_steps, double pct_start = 0.3,
+             Anneal anneal = Anneal::cos, double div_factor = 25.0, double final_div_factor = 1e4);
+
+ protected:
+  double lr_at(std::int64_t epoch, double base_lr) const override;
+
+ private:
+  double max_lr_;
+  std::int64_t total_steps_;
+  double warmup_end_;  // PyTorch's first end_step, pct_start · total_steps − 1
+  Anneal anneal_;
+  double initial_lr_;
+  double min_lr_;
+};
+
+// One schedule after another: schedules[0] until epoch milestones[0], then schedules[1] counted
+// from 0 at that milestone, and so on (PyTorch's SequentialLR). The schedules must be built on
+// the same optimizer, and only the SequentialLR is stepped.
+class SequentialLR : public LRScheduler {
+ public:
+  SequentialLR(Optimizer& optimizer, std::vector<std::shared_ptr<LRScheduler>> schedules,
+               std::vector<std::int64_t> milestones);
+
+ protected:
+  double lr_at(std::int64_t epoch, double base_lr) const override;
+
+ private:
+  std::vector<std::shared_ptr<LRScheduler>> schedules_;
+  std::vector<std::int64_t> milestones_;
+};
+
+enum class PlateauMode { min, max };
+enum class ThresholdMode { rel, abs };
+
+struct ReduceLROnPlateauOptions {
+  PlateauMode mode = PlateauMode::min;
+  double factor = 0.1;
+  std::int64_t patience = 10;
+  double threshold = 1e-4;
+  ThresholdMode threshold_mode = ThresholdMode::rel;
+  std::int64_t cooldown = 0;
+  double min_lr = 0.0;
+  double eps = 1e-8;
+};
+
+// Divides every group's rate by 1/factor (not below min_lr) once the metric has not improved for
+// more than `patience` epochs, then waits `cooldown` epochs before counting again, as PyTorch's.
+// Improving means beating the best so far by the threshold: best·(1 ∓ threshold) in rel mode,
+// best ∓ threshold in abs mode. A change smaller than eps is not made. A NaN metric never
+// improves. One min_lr for every group.
+class ReduceLROnPlateau {
+ public:
+  explicit ReduceLROnPlateau(Optimizer& optimizer, ReduceLROnPlateauOptions options = {});
+  // Call once per epoch with the metric watched (a validation loss, say).
+  void step(double metric);
+  double best() const { return best_; }
+  std::int64_t bad_epochs() const { return bad_epochs_; }
+
+ private:
+  bool improves(double metric) const;
+
+  Optimizer& optimizer_;
+  ReduceLROnPlateauOptions options_;
+  double best_;
+  std::int64_t bad_epochs_ = 0;
+  std::int64_t cooldown_left_ = 0;
 };
 
 }  // namespace tg::nn

@@ -430,7 +430,7 @@ NamedTensors parse_safetensors(std::span<const std::byte> bytes, const std::stri
 }
 
 void save(const Module& module, const std::string& path) {
-  save_safetensors(path, module.named_parameters());
+  save_safetensors(path, module.state_dict());
 }
 
 void load(Module& module, const std::string& path) {
@@ -439,19 +439,19 @@ void load(Module& module, const std::string& path) {
   for (const auto& [name, tensor] : stored) unused[name] = &tensor;
   std::vector<std::string> problems;
   std::vector<std::pair<Tensor, const Tensor*>> copies;
-  for (const auto& [name, parameter] : module.named_parameters()) {
+  for (const auto& [name, target] : module.state_dict()) {
     const auto found = unused.find(name);
     if (found == unused.end()) {
       problems.push_back(fmt::format("missing '{}'", name));
       continue;
     }
     const Tensor& t = *found->second;
-    if (!(t.shape() == parameter.shape()) || t.dtype() != parameter.dtype()) {
+    if (!(t.shape() == target.shape()) || t.dtype() != target.dtype()) {
       problems.push_back(fmt::format("'{}' is {} {} in the file but {} {} in the module", name,
                                      dtype_name(t.dtype()), t.shape().str(),
-                                     dtype_name(parameter.dtype()), parameter.shape().str()));
+                                     dtype_name(target.dtype()), target.shape().str()));
     }
-    copies.emplace_back(parameter, &t);
+    copies.emplace_back(target, &t);
     unused.erase(found);
   }
   for (const auto& [name, tensor] : unused)
@@ -461,10 +461,10 @@ void load(Module& module, const std::string& path) {
     for (const std::string& p : problems) list += (list.empty() ? "" : "; ") + p;
     fail("load: {} does not match the module: {}", path, list);
   }
-  // Only now that everything matches: copy into the parameters' storage, which the module and
-  // any optimizer share.
-  for (auto& [parameter, tensor] : copies) {
-    std::memcpy(parameter.raw_data(), tensor->raw_data(),
+  // Only now that everything matches: copy into the parameters' and buffers' storage, which the
+  // module and any optimizer share.
+  for (auto& [target, tensor] : copies) {
+    std::memcpy(target.raw_data(), tensor->raw_data(),
                 std::size_t(tensor->numel()) * dtype_size(tensor->dtype()));
   }
 }

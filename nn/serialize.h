@@ -33,10 +33,11 @@ NamedTensors load_safetensors(const std::string& path);
 // The same from bytes in memory; `source` names them in errors.
 NamedTensors parse_safetensors(std::span<const std::byte> bytes, const std::string& source);
 
-// A module's named_parameters() to a file, and back.
+// A module's state_dict() (parameters and buffers, under PyTorch's names) to a file, and back.
 void save(const Module& module, const std::string& path);
-// Loads every parameter of the module from the file. Missing or unexpected names and shape or
-// dtype mismatches raise a tg::Error listing them; nothing is changed unless everything matches.
+// Loads every parameter and buffer of the module from the file. Missing or unexpected names and
+// shape or dtype mismatches raise a tg::Error listing them; nothing is changed unless everything
+// matches.
 void load(Module& module, const std::string& path);
 
 namespace detail {

@@ -403,7 +403,7 @@ TEST(Optimizer, ValidatesItsOptionsAsPyTorch) {
                "dampening = 0");
   expect_error([&] { SGD(p(), {.momentum = 0.9, .dampening = 0.1, .nesterov = true}); },
                "got momentum = 0.9, dampening = 0.1");
-  expect_error([&] { SGD({}, {}); }, "SGD: got an empty parameter list");
+  expect_error([&] { SGD(std::vector<Tensor>{}, {}); }, "SGD: got an empty parameter list");
   expect_error([&] { SGD({int64_tensor({1})}, {}); },
                "SGD: parameter 0 is undefined or not floating");
   expect_error(
