@@ -5,7 +5,7 @@
 //   square    y = x²                       composed: pow(x, 2), dx = 2g ⊙ x
 //   silu      y = x ⊙ sigmoid(x)           composed
 //   gelu      y = x/2 ⊙ (1 + erf(x/√2)), or with tanh: x/2 ⊙ (1 + tanh(√(2/π)(x + 0.044715x³)))
-//                                          composed
+//             = x ⊙ sigmoid(2√(2/π)(x + 0.044715x³))        composed
 //   hardtanh  y = min(max(x, lo), hi)      dx = g ⊙ [lo < x < hi]   (0 at the bounds, as PyTorch)
 //   elu       y = x or α(eˣ − 1)           dx = g ⊙ (1 if x > 0 else αeˣ)
 #include <cmath>
@@ -36,11 +36,9 @@ struct BoundsAttrs {
   double low;
   double high;
 };
+// clamp's values; only the rule differs at the bounds.
 Tensor hardtanh_forward(ForwardContext& ctx, const BoundsAttrs& a) {
-  return detail::map_unary(ctx.input(0), "hardtanh", [&](const auto& x) {
-    using T = Scalar<decltype(x)>;
-    return x.max(T(a.low)).min(T(a.high));
-  });
+  return clamp(ctx.input(0), a.low, a.high);
 }
 // PyTorch's hardtanh_backward: g passes unless x ≤ lo or x ≥ hi (so a NaN passes it on).
 void hardtanh_backward(BackwardContext& ctx, const BoundsAttrs& a) {
@@ -60,12 +58,14 @@ Tensor elu_forward(ForwardContext& ctx, const AlphaAttrs& a) {
     return (x > T(0)).select(x, x.unaryExpr([](T v) { return std::expm1(v); }) * T(a.alpha));
   });
 }
-// αeˣ is taken as αe^(x·[x ≤ 0]) ⊙ [x ≤ 0]: the mask is a constant, so this is differentiable
-// again, and a large positive x never makes inf · 0.
+// αeˣ is taken as α·exp(hardtanh(x, −∞, 0)) where x ≤ 0 (a constant mask): differentiable again,
+// finite for x = +inf, and with PyTorch's second derivative 0 at x = 0 (hardtanh's gradient is 0
+// at its bound) beside the first derivative α there.
 void elu_backward(BackwardContext& ctx, const AlphaAttrs& a) {
   const Tensor& x = ctx.input(0);
   const Tensor negative = detail::mask_where(x, "elu", [](auto v) { return !(v > 0); });
-  ctx.set_grad(0, ctx.grad_output() * (1.0 - negative + negative * exp(x * negative) * a.alpha));
+  const Tensor slope = exp(hardtanh(x, -INFINITY, 0.0)) * a.alpha;
+  ctx.set_grad(0, ctx.grad_output() * (1.0 - negative + negative * slope));
 }
 const Op<AlphaAttrs> kElu{"elu", "dx = g ⊙ (1 if x > 0 else αeˣ)", elu_forward, elu_backward};
 
@@ -88,9 +88,10 @@ Tensor silu(const Tensor& x, SourceLocation location) {
 }
 
 Tensor gelu(const Tensor& x, GeluApproximate approximate, SourceLocation location) {
+  // (1 + tanh z) / 2 is sigmoid(2z), which keeps its digits where tanh z is near −1.
   if (approximate == GeluApproximate::tanh) {
-    const Tensor inner = (x + pow(x, 3.0, location) * 0.044715) * std::sqrt(2.0 / M_PI);
-    return x * 0.5 * (tanh(inner, location) + 1.0);
+    const Tensor inner = (x + pow(x, 3.0, location) * 0.044715) * std::sqrt(8.0 / M_PI);
+    return x * sigmoid(inner, location);
   }
   return x * 0.5 * (erf(x * M_SQRT1_2, location) + 1.0);
 }

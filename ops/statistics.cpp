@@ -2,12 +2,13 @@
 //
 //   amax, amin    y = maxₐ x, minₐ x        dx = g ⊙ [x = y] / #ties (split evenly among ties)
 //   min           y = minₐ x                 composed: −max(−x), g to the first arg-min
-//   var           y = Σₐ (x − x̄)² / (n − c)  composed: dx = 2 g (x − x̄) / (n − c)
+//   var           y = Σₐ (x − x̄)² / (n − c)   composed: dx = 2 g (x − x̄) / (n − c)
 //   std           y = √var                   composed (NaN gradient for a constant slice, as
 //   PyTorch) prod          y = Πₐ x                   dx = g ⊙ Π_{j≠k} xⱼ  (exact with zeros in x)
 //   cumsum        yₖ = Σ_{j≤k} xⱼ            dx = reverse cumsum of g
 //   norm(p)       p = 1: Σ|x|; p = 2: √Σx²; p = ∞: max |x|
-//                 p = 2: dx = g ⊙ x / y, 0 where y = 0 (as PyTorch); p = 1, ∞ composed
+//                 p = 2: dx = g ⊙ x / y, 0 where y = 0 (as PyTorch; its second derivative there is
+//                 0 too, where PyTorch's is NaN); p = 1, ∞ composed
 //
 // A NaN in a slice makes amax and amin NaN with a NaN gradient for the whole slice, as in PyTorch.
 #include <cmath>
@@ -190,12 +191,16 @@ Tensor var(const Tensor& x, SourceLocation location) {
   return var(flat(x, location), 0, 1.0, false, location);
 }
 
+// ‖x − x̄‖ / √(n − c): the 2-norm's gradient is 0 where the norm is, so a constant slice has
+// gradient 0 (PyTorch masks its std gradient the same way), where √var would give 0/0.
 Tensor std(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
            SourceLocation location) {
-  return sqrt(var(x, axis, correction, keepdim, location), location);
+  const int a = detail::checked_axis(axis, x.rank(), "std", location);
+  const double divisor = std::max(0.0, double(x.shape()[a]) - correction);
+  return norm(x - mean(x, a, true, location), 2.0, a, keepdim, location) / std::sqrt(divisor);
 }
 Tensor std(const Tensor& x, SourceLocation location) {
-  return sqrt(var(x, location), location);
+  return std(flat(x, location), 0, 1.0, false, location);
 }
 
 Tensor prod(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {

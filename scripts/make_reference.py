@@ -191,6 +191,74 @@ def torch_call(call, xs):
     if fn == "mse_loss":
         x, y = torch.broadcast_tensors(xs[0], xs[1])
         return F.mse_loss(x, y, reduction=a["reduction"])
+    return everyday_call(fn, a, xs)
+
+
+def everyday_call(fn, a, xs):
+    """The ops of ops/everyday.h (tests/reference/everyday.json)."""
+    if fn == "slice_step":
+        index = (slice(None),) * (a["axis"] % xs[0].dim()) + (slice(a["start"], a["end"], a["step"]),)
+        return xs[0][index]
+    if fn == "narrow":
+        return torch.narrow(xs[0], a["axis"], a["start"], a["length"])
+    if fn == "gather":
+        return torch.gather(xs[0], a["axis"], xs[1])
+    if fn == "scatter_add":
+        return torch.scatter_add(xs[0], a["axis"], xs[1], xs[2])
+    if fn == "index_add":
+        return torch.index_add(xs[0], a["axis"], xs[1], xs[2])
+    if fn == "stack":
+        return torch.stack(xs, a["axis"])
+    if fn == "unsqueeze":
+        return torch.unsqueeze(xs[0], a["axis"])
+    if fn == "squeeze":
+        return torch.squeeze(xs[0], a["axis"]) if "axis" in a else torch.squeeze(xs[0])
+    if fn == "flatten":
+        return torch.flatten(xs[0], a["start"], a["end"])
+    if fn == "unflatten":
+        return torch.unflatten(xs[0], a["axis"], a["sizes"])
+    if fn == "reshape_infer":
+        return torch.reshape(xs[0], a["dims"])
+    if fn == "expand":
+        return xs[0].expand(a["sizes"])
+    if fn in ("amax", "amin"):
+        return getattr(torch, fn)(xs[0], a["axis"], keepdim=a["keepdim"])
+    if fn == "min":
+        return torch.min(xs[0], a["axis"], keepdim=a["keepdim"]).values
+    if fn in ("var", "std"):
+        if "axis" not in a:
+            return getattr(torch, fn)(xs[0])
+        return getattr(torch, fn)(xs[0], a["axis"], correction=a["correction"], keepdim=a["keepdim"])
+    if fn == "prod":
+        return torch.prod(xs[0], a["axis"], keepdim=a["keepdim"]) if "axis" in a else torch.prod(xs[0])
+    if fn == "cumsum":
+        return torch.cumsum(xs[0], a["axis"])
+    if fn == "norm":
+        p = float(a["p"])
+        if "axis" not in a:
+            return torch.linalg.vector_norm(xs[0], p)
+        return torch.linalg.vector_norm(xs[0], p, a["axis"], keepdim=a["keepdim"])
+    if fn in ("sign", "rsqrt", "square"):
+        return getattr(torch, fn)(xs[0])
+    if fn == "silu":
+        return F.silu(xs[0])
+    if fn == "gelu":
+        return F.gelu(xs[0], approximate=a["approximate"])
+    if fn == "hardtanh":
+        return F.hardtanh(xs[0], a["low"], a["high"])
+    if fn == "elu":
+        return F.elu(xs[0], a["alpha"])
+    if fn == "l1_loss":
+        x, y = torch.broadcast_tensors(xs[0], xs[1])
+        return F.l1_loss(x, y, reduction=a["reduction"])
+    if fn == "smooth_l1_loss":
+        x, y = torch.broadcast_tensors(xs[0], xs[1])
+        return F.smooth_l1_loss(x, y, reduction=a["reduction"], beta=a["beta"])
+    if fn == "huber_loss":
+        x, y = torch.broadcast_tensors(xs[0], xs[1])
+        return F.huber_loss(x, y, reduction=a["reduction"], delta=a["delta"])
+    if fn == "kl_div":
+        return F.kl_div(xs[0], xs[1], reduction=a["reduction"], log_target=a["log_target"])
     raise KeyError(fn)
 
 
@@ -210,7 +278,76 @@ class OurSoftplus(torch.autograd.Function):
 
 # Documented conventions where tapegrad differs from PyTorch on purpose: the fixture keeps
 # PyTorch's answer under "pytorch" and expects ours, computed by these functions.
+def our_prod(call, xs):
+    """Π x as a chain of products: differentiable to every order, also through two zeros, where
+    PyTorch's prod backward returns a constant zero gradient (second order 0 instead of the
+    product of the others)."""
+    x = xs[0]
+    if "axis" not in call:
+        x = x.reshape(-1)
+    axis = call.get("axis", 0)
+    y = torch.ones_like(x.select(axis, 0)) if x.shape[axis] == 0 else None
+    for part in x.unbind(axis):
+        y = part if y is None else y * part
+    return y.unsqueeze(axis) if call.get("keepdim") else y
+
+
+class OurNorm2(torch.autograd.Function):
+    """tapegrad's 2-norm: gradient x/y, 0 where y = 0, with that 0 constant (second order 0)."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdim):
+        y = torch.linalg.vector_norm(x, 2.0, axis, keepdim=keepdim)
+        ctx.save_for_backward(x, y)
+        ctx.axis, ctx.keepdim = axis, keepdim
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        if ctx.axis is not None and not ctx.keepdim:
+            g, y = g.unsqueeze(ctx.axis), y.unsqueeze(ctx.axis)
+        zero = (y == 0).to(y.dtype)
+        return g * x / (y + zero) * (1 - zero), None, None
+
+
+def our_norm2(call, xs):
+    return OurNorm2.apply(xs[0], call.get("axis"), call.get("keepdim", False))
+
+
+def our_kl_div(call, xs):
+    """0 · log 0 = 0 with gradient 0 for the target where it is 0 (PyTorch's is NaN)."""
+    x, t = xs
+    positive = (t > 0).to(t.dtype)
+    loss = positive * t * (torch.log(t * positive + (1 - positive)) - x)
+    r = call["reduction"]
+    if r == "none":
+        return loss
+    if r == "batchmean":
+        return loss.sum() / x.shape[0]
+    return getattr(torch, r)(loss)
+
+
 DIFFERENCES = {
+    "prod_second_order_two_zeros": (
+        "prod's gradient is differentiable through two zeros (the second derivative is the product "
+        "of the others); PyTorch's backward returns a constant 0 there",
+        our_prod,
+    ),
+    "norm2_second_order_at_zero": (
+        "the 2-norm's gradient at 0 is 0 and so is its second derivative; PyTorch's is NaN",
+        our_norm2,
+    ),
+    "gelu_tanh_tail": (
+        "gelu with the tanh approximation is x·sigmoid(2z), exact in the negative tail (−1.2e-37 at "
+        "x = −10), where PyTorch's x/2·(1 + tanh z) rounds 1 + tanh z to 0",
+        lambda call, xs: xs[0] * torch.sigmoid(
+            2 * math.sqrt(2 / math.pi) * (xs[0] + 0.044715 * xs[0] ** 3)),
+    ),
+    "kl_div_zero_target": (
+        "kl_div's gradient for a target entry of 0 is 0 (0 · log 0 taken as 0); PyTorch's is NaN",
+        our_kl_div,
+    ),
     "softplus_no_threshold": (
         "softplus is ln(1 + eˣ) at every x; PyTorch returns x (derivative 1) above its threshold "
         "20 and a second derivative of 0 from 20 on, off by up to 2e-9",
@@ -223,7 +360,9 @@ DIFFERENCES = {
 
 # Ops linear in their inputs: their second-order product is identically zero, so not recorded.
 LINEAR = {"add", "sub", "add_scalar", "mul_scalar", "neg", "cast", "sum", "mean", "sum_to",
-          "broadcast_to", "reshape", "permute", "transpose", "slice", "concat", "index_select"}
+          "broadcast_to", "reshape", "permute", "transpose", "slice", "concat", "index_select",
+          "slice_step", "narrow", "gather", "scatter_add", "index_add", "stack", "unsqueeze",
+          "squeeze", "flatten", "unflatten", "reshape_infer", "expand", "cumsum"}
 
 
 class Case:
@@ -534,6 +673,195 @@ def build_ops():
         label = f"{sa} · {sb}"
         add("matmul", label, {"fn": "matmul"}, rand("matmul", label, sa, sb), sumlike=True)
     add("matmul", "inf times zero", {"fn": "matmul"}, [t([[INF, 1.0]]), t([[0.0], [2.0]])], sumlike=True)
+    return cases
+
+
+def build_everyday():
+    """The ops of ops/everyday.h, named as tests/ops/everyday_test.cpp registers them."""
+    cases = []
+
+    def add(op, name, call, inputs, **kw):
+        cases.append(Case(op, name, call, inputs, **kw))
+
+    def rand(op, name, *shapes, low=-2.0, high=2.0):
+        rng = rng_for("everyday", op, name, "inputs")
+        return [uniform(rng, s, low, high) for s in shapes]
+
+    def one(op, name, call, shape, **kw):
+        add(op, name, call, rand(op, name, shape, **kw))
+
+    # -- indexing --
+    for name, axis, start, end, step, shape in (
+            ("[3, 5] axis 1 [-4::2]", 1, -4, None, 2, [3, 5]),
+            ("[7] [1:6:2]", 0, 1, 6, 2, [7]),
+            ("negative start and end [-5:-1:3]", 0, -5, -1, 3, [7]),
+            ("clamped ends [-100:100:3]", -1, -100, 100, 3, [2, 7]),
+            ("empty: start after end", 0, 5, 2, 2, [7]),
+            ("step 1, negative indices [-3:-1]", 0, -3, -1, 1, [4, 2])):
+        call = {"fn": "slice_step", "axis": axis, "start": start, "end": end, "step": step}
+        one("slice(step)", name, call, shape)
+    one("narrow", "[3, 2] axis 0 from -2, length 2", {"fn": "narrow", "axis": 0, "start": -2, "length": 2},
+        [3, 2])
+    one("narrow", "[2, 5] axis -1 from 1, length 3", {"fn": "narrow", "axis": -1, "start": 1, "length": 3},
+        [2, 5])
+    one("narrow", "length 0", {"fn": "narrow", "axis": 0, "start": 3, "length": 0}, [3, 2])
+    rng = rng_for("everyday", "gather")
+    add("gather", "[3, 4] by a [2, 3] index with repeats", {"fn": "gather", "axis": 0},
+        [uniform(rng, [3, 4]), idx([[2, 0, 2], [2, 1, 2]])])
+    add("gather", "[3] by [5]", {"fn": "gather", "axis": 0}, [uniform(rng, [3]), idx([1, 1, 0, 2, 1])])
+    add("gather", "empty index", {"fn": "gather", "axis": 0}, [uniform(rng, [3, 2]), idx([[], []]).reshape(2, 0)])
+    add("gather(axis=-1)", "[2, 2, 3] by [2, 1, 4]", {"fn": "gather", "axis": -1},
+        [uniform(rng, [2, 2, 3]), idx([[[0, 2, 2, 1]], [[1, 1, 0, 2]]])])
+    add("scatter_add", "[3, 4] with [2, 3] at repeated rows", {"fn": "scatter_add", "axis": 0},
+        [uniform(rng, [3, 4]), idx([[2, 0, 2], [2, 1, 2]]), uniform(rng, [2, 3])])
+    add("scatter_add(axis=1)", "[2, 3] with [2, 4]", {"fn": "scatter_add", "axis": 1},
+        [uniform(rng, [2, 3]), idx([[0, 0, 2, 0], [1, 2, 1, 1]]), uniform(rng, [2, 4])])
+    add("scatter_add(axis=1)", "axis -1, empty index", {"fn": "scatter_add", "axis": -1},
+        [uniform(rng, [2, 3]), idx([[], []]).reshape(2, 0), uniform(rng, [2, 0])])
+    add("index_add", "[2, 4, 2] with [2, 3, 2] at columns 3, 0, 3", {"fn": "index_add", "axis": 1},
+        [uniform(rng, [2, 4, 2]), idx([3, 0, 3]), uniform(rng, [2, 3, 2])])
+    add("index_add", "rows of [3, 2], axis -2", {"fn": "index_add", "axis": -2},
+        [uniform(rng, [3, 2]), idx([2, 2, 0, 1]), uniform(rng, [4, 2])])
+    add("index_add", "no indices", {"fn": "index_add", "axis": 0},
+        [uniform(rng, [3, 2]), idx([]), uniform(rng, [0, 2])])
+
+    # -- views --
+    add("stack", "three [2, 3] along 1", {"fn": "stack", "axis": 1}, rand("stack", "three", [2, 3], [2, 3], [2, 3]))
+    add("stack", "two [0, 2]", {"fn": "stack", "axis": 1}, rand("stack", "empty", [0, 2], [0, 2]))
+    add("stack", "scalars", {"fn": "stack", "axis": 0}, rand("stack", "scalars", [], [], []))
+    add("stack(axis=-1)", "two [2, 3]", {"fn": "stack", "axis": -1}, rand("stack(axis=-1)", "two", [2, 3], [2, 3]))
+    one("unsqueeze", "[2, 3] at -1", {"fn": "unsqueeze", "axis": -1}, [2, 3])
+    one("unsqueeze", "[2, 3] at 0", {"fn": "unsqueeze", "axis": 0}, [2, 3])
+    one("unsqueeze", "scalar", {"fn": "unsqueeze", "axis": -1}, [])
+    one("squeeze", "[1, 3, 1]", {"fn": "squeeze"}, [1, 3, 1])
+    one("squeeze", "[1, 0, 1]", {"fn": "squeeze"}, [1, 0, 1])
+    one("squeeze(axis)", "[2, 1, 3] axis 1", {"fn": "squeeze", "axis": 1}, [2, 1, 3])
+    one("squeeze(axis)", "[2, 3] axis 1: unchanged", {"fn": "squeeze", "axis": 1}, [2, 3])
+    one("squeeze(axis)", "[3, 1] axis -1", {"fn": "squeeze", "axis": -1}, [3, 1])
+    one("flatten", "[2, 3, 4] from 1", {"fn": "flatten", "start": 1, "end": -1}, [2, 3, 4])
+    one("flatten", "[2, 3, 4] axes 0 to 1", {"fn": "flatten", "start": 0, "end": 1}, [2, 3, 4])
+    one("flatten", "[2, 0, 3]", {"fn": "flatten", "start": 0, "end": -1}, [2, 0, 3])
+    one("unflatten", "[3, 6] axis 1 to [2, -1]", {"fn": "unflatten", "axis": 1, "sizes": [2, -1]}, [3, 6])
+    one("unflatten", "[4, 2] axis 0 to [2, 2]", {"fn": "unflatten", "axis": 0, "sizes": [2, 2]}, [4, 2])
+    one("reshape(-1)", "[2, 3, 2] to [-1, 2]", {"fn": "reshape_infer", "dims": [-1, 2]}, [2, 3, 2])
+    one("reshape(-1)", "[2, 3, 2] to [3, -1]", {"fn": "reshape_infer", "dims": [3, -1]}, [2, 3, 2])
+    one("reshape(-1)", "[0, 4] to [2, -1]", {"fn": "reshape_infer", "dims": [2, -1]}, [0, 4])
+    one("expand", "[3, 1] to [2, -1, 4]", {"fn": "expand", "sizes": [2, -1, 4]}, [3, 1])
+    one("expand", "[1, 4] to [3, 4]", {"fn": "expand", "sizes": [3, 4]}, [1, 4])
+    one("expand", "[] to [2, 2]", {"fn": "expand", "sizes": [2, 2]}, [])
+    one("expand", "[3, 1] to [0, 3, 2]", {"fn": "expand", "sizes": [0, 3, 2]}, [3, 1])
+
+    # -- statistics --
+    ties = t([[1.0, 3.0, 3.0], [-1.0, -1.0, 0.5], [2.0, 2.0, 2.0]])
+    specials = t([[1.0, NAN, 2.0], [INF, 1.0, INF], [-INF, -INF, 0.0]])
+    for axis in (0, -1):
+        for keepdim in (False, True):
+            suffix = f"(axis={axis}, keepdim={'true' if keepdim else 'false'})"
+            for fn in ("amax", "amin", "min", "prod"):
+                op = fn + suffix
+                call = {"fn": fn, "axis": axis, "keepdim": keepdim}
+                for shape, label in (([5], "[5]"), ([3, 4], "[3, 4]"), ([2, 3, 2], "[2, 3, 2]")):
+                    add(op, label, call, rand(op, label, shape), sumlike=fn == "prod")
+                if fn in ("amax", "amin"):
+                    add(op, "ties, split evenly", call, [ties if axis == -1 else ties.T.contiguous()])
+                    add(op, "NaN and ±inf", call, [specials if axis == -1 else specials.T.contiguous()])
+                if fn == "prod":
+                    add(op, "no, one and two zeros", call, [t([[1.5, 2.0, -0.5], [1.5, 0.0, 2.0], [0.0, 3.0, 0.0]])
+                                                          if axis == -1 else
+                                                          t([[1.5, 1.5, 0.0], [2.0, 0.0, 3.0], [-0.5, 2.0, 0.0]])],
+                        sumlike=True, differs="prod_second_order_two_zeros")
+                    empty = [2, 0] if axis == -1 else [0, 2]
+                    add(op, f"{empty} empty, reduced axis", call, [torch.zeros(empty, dtype=torch.float64)])
+        for fn in ("var", "std"):
+            op = f"{fn}(axis={axis})"
+            call = {"fn": fn, "axis": axis, "correction": 1, "keepdim": False}
+            for shape, label in (([5], "[5]"), ([3, 4], "[3, 4]"), ([2, 3, 2], "[2, 3, 2]")):
+                add(op, label, call, rand(op, label, shape), sumlike=True)
+            add(op, "correction 0, keepdim", dict(call, correction=0, keepdim=True),
+                rand(op, "correction 0", [3, 4]), sumlike=True)
+            add(op, "correction 2", dict(call, correction=2), rand(op, "correction 2", [4, 3]), sumlike=True)
+            add(op, "one element: NaN", call, [t([[1.5]])], sumlike=True)
+        op = f"cumsum(axis={axis})"
+        for shape, label in (([5], "[5]"), ([3, 4], "[3, 4]"), ([2, 3, 2], "[2, 3, 2]"), ([0, 3], "[0, 3] empty")):
+            add(op, label, {"fn": "cumsum", "axis": axis}, rand(op, label, shape), sumlike=True)
+        add(op, "inf and NaN", {"fn": "cumsum", "axis": axis}, [t([1.0, INF, -INF, 2.0]) if True else None],
+            sumlike=True)
+        for p in (1.0, 2.0, INF):
+            op = f"norm(p={p:g}, axis={axis})"
+            call = {"fn": "norm", "p": p, "axis": axis, "keepdim": False}
+            for shape, label in (([5], "[5]"), ([3, 4], "[3, 4]")):
+                add(op, label, call, rand(op, label, shape), sumlike=p != INF)
+            zero_rows = t([[0.0, 0.0, 0.0], [1.0, -2.0, 0.5], [0.0, 0.0, 0.0]])
+            add(op, "zero rows", call, [zero_rows if axis == -1 else zero_rows.T.contiguous()],
+                sumlike=p != INF, differs="norm2_second_order_at_zero" if p == 2 else None)
+            add(op, "ties of |x|, keepdim", dict(call, keepdim=True), [t([[-2.0, 1.0, 2.0], [0.5, -0.5, 0.25]])],
+                sumlike=p != INF)
+    add("var(all)", "[3, 4]", {"fn": "var"}, rand("var(all)", "[3, 4]", [3, 4]), sumlike=True)
+    add("var(all)", "[0] empty: NaN", {"fn": "var"}, [t([])], sumlike=True)
+    add("var(axis=0, correction=0, keepdim=true)", "[3, 4]",
+        {"fn": "var", "axis": 0, "correction": 0, "keepdim": True}, rand("var(c0)", "[3, 4]", [3, 4]), sumlike=True)
+    add("std(all)", "[3, 4]", {"fn": "std"}, rand("std(all)", "[3, 4]", [3, 4]), sumlike=True)
+    add("std(all)", "constant: gradient 0", {"fn": "std"}, [t([2.0, 2.0, 2.0])], sumlike=True)
+    add("prod(all)", "[2, 3]", {"fn": "prod"}, rand("prod(all)", "[2, 3]", [2, 3]), sumlike=True)
+    add("prod(all)", "one zero", {"fn": "prod"}, [t([1.5, 0.0, -2.0, 0.5])], sumlike=True)
+    add("prod(all)", "two zeros", {"fn": "prod"}, [t([1.5, 0.0, -2.0, 0.0])], sumlike=True,
+        differs="prod_second_order_two_zeros")
+    add("prod(all)", "[] scalar", {"fn": "prod"}, [t(1.5)], sumlike=True)
+    add("norm(p=2, all)", "[3, 4]", {"fn": "norm", "p": 2.0}, rand("norm(all)", "[3, 4]", [3, 4]), sumlike=True)
+    add("norm(p=2, all)", "zeros: gradient 0", {"fn": "norm", "p": 2.0}, [torch.zeros(4, dtype=torch.float64)],
+        sumlike=True, differs="norm2_second_order_at_zero")
+    add("norm(p=2, all)", "[0] empty", {"fn": "norm", "p": 2.0}, [t([])], sumlike=True)
+
+    # -- activations --
+    acts = {"sign": ({"fn": "sign"}, (-2, 2), [-2.0, -0.0, 0.0, 3.0, -INF, INF, NAN]),
+            "rsqrt": ({"fn": "rsqrt"}, (0.3, 3), [0.0, 1e-300, 4.0, 1e300, INF, -1.0, NAN]),
+            "square": ({"fn": "square"}, (-2, 2), [0.0, -0.0, -3.0, 1e200, -INF, NAN]),
+            "silu": ({"fn": "silu"}, (-4, 4), [-INF, -800.0, -30.0, 0.0, 30.0, 800.0, INF, NAN]),
+            "gelu": ({"fn": "gelu", "approximate": "none"}, (-3, 3), [-INF, -10.0, -0.0, 0.0, 10.0, INF, NAN]),
+            "gelu(tanh)": ({"fn": "gelu", "approximate": "tanh"}, (-3, 3), [-INF, -10.0, 0.0, 10.0, INF, NAN]),
+            "hardtanh": ({"fn": "hardtanh", "low": -1.0, "high": 1.0}, (-2, 2),
+                         [-1.0, 1.0, -3.0, 0.5, 3.0, -INF, INF]),
+            "elu": ({"fn": "elu", "alpha": 1.5}, (-2, 2), [-INF, -800.0, -0.5, 0.0, 0.5, 800.0, INF])}
+    # No NaN for hardtanh and elu: PyTorch's gradient there is 0 or NaN in float64 and g in
+    # float32 (its vectorised kernels); tapegrad passes g on in both, as its relu and clamp do.
+    for op, (call, (low, high), special) in acts.items():
+        for shape, label in (([6], "[6]"), ([2, 3], "[2, 3]"), ([], "[] scalar"), ([0], "[0] empty")):
+            add(op, label, call, rand(op, label, shape, low=low, high=high))
+        special32 = [min(max(v, -3e38), 3e38) if math.isfinite(v) else v for v in special]
+        differs = "gelu_tanh_tail" if op == "gelu(tanh)" else None
+        add(op, "special points", call, [t(special)], dtypes=("float64",), differs=differs)
+        add(op, "special points", call, [t([v if abs(v) < 1e30 or not math.isfinite(v) else 1e30
+                                            for v in special32])], dtypes=("float32",), differs=differs)
+
+    # -- losses --
+    for reduction in REDUCTIONS:
+        for fn, extra in (("l1_loss", {}), ("smooth_l1_loss", {"beta": 1.0}), ("huber_loss", {"delta": 1.0})):
+            op = f"{fn}({reduction})"
+            call = dict({"fn": fn, "reduction": reduction}, **extra)
+            a, b = rand(op, "[2, 3]", [2, 3], [2, 3], low=-3, high=3)
+            add(op, "[2, 3] and [2, 3]", call, [a, b], sumlike=True)
+            add(op, "[2, 3] and [3]", call, rand(op, "[2, 3] and [3]", [2, 3], [3], low=-3, high=3), sumlike=True)
+            add(op, "at d = 0 and at the branch point", call,
+                [t([0.0, 1.0, -1.0, 2.5, -0.25]), t([0.0, 0.0, 0.0, 0.5, 0.0])], sumlike=True)
+            add(op, "empty [0]", call, [t([]), t([])], sumlike=True)
+        add(f"smooth_l1_loss({reduction})", "beta 0.5", {"fn": "smooth_l1_loss", "reduction": reduction, "beta": 0.5},
+            rand("smooth beta", reduction, [5], [5]), sumlike=True)
+        add(f"smooth_l1_loss({reduction})", "beta 0 is l1", {"fn": "smooth_l1_loss", "reduction": reduction, "beta": 0.0},
+            rand("smooth beta 0", reduction, [5], [5]), sumlike=True)
+        add(f"huber_loss({reduction})", "delta 2", {"fn": "huber_loss", "reduction": reduction, "delta": 2.0},
+            rand("huber delta", reduction, [5], [5], low=-4, high=4), sumlike=True)
+    for reduction in REDUCTIONS + ("batchmean",):
+        for log_target in (False, True):
+            op = f"kl_div({reduction}{', log_target' if log_target else ''})"
+            call = {"fn": "kl_div", "reduction": reduction, "log_target": log_target}
+            rng = rng_for("everyday", op)
+            x = torch.log_softmax(uniform(rng, [3, 4]), -1)
+            q = torch.softmax(uniform(rng, [3, 4]), -1)
+            add(op, "[3, 4]", call, [x, torch.log(q) if log_target else q], sumlike=True)
+            if not log_target:
+                add(op, "target with zeros", call, [x, t([[0.5, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0],
+                                                          [0.25, 0.25, 0.25, 0.25]])],
+                    sumlike=True, differs="kl_div_zero_target")
     return cases
 
 
@@ -974,15 +1302,27 @@ HEADER = {
 }
 
 
-def main():
-    os.makedirs(OUT_DIR, exist_ok=True)
-    write("ops.json", HEADER, op_records(build_ops()))
-    write("losses.json", HEADER, op_records(build_losses()))
-    write("modules.json", HEADER, op_records(build_modules()))
-    write("optim.json", dict(HEADER, second_order="none", tolerance=(
+FILES = {
+    "ops.json": lambda: (HEADER, op_records(build_ops())),
+    "losses.json": lambda: (HEADER, op_records(build_losses())),
+    "everyday.json": lambda: (HEADER, op_records(build_everyday())),
+    "modules.json": lambda: (HEADER, op_records(build_modules())),
+    "optim.json": lambda: (dict(HEADER, second_order="none", tolerance=(
         "parameters after each step: |got − expected| ≤ rtol·(|expected| + scale), scale = "
         "|p₀| + Σ|Δp| (+ float32's empirical term); lr to 1e-12 of the base lr")),
-        optimizer_records() + clip_records())
+        optimizer_records() + clip_records()),
+}
+
+
+def main():
+    """Writes every fixture, or only the ones named: make_reference.py everyday.json"""
+    os.makedirs(OUT_DIR, exist_ok=True)
+    unknown = set(sys.argv[1:]) - FILES.keys()
+    if unknown:
+        sys.exit(f"unknown fixture files {sorted(unknown)}; expected some of {sorted(FILES)}")
+    for name, make in FILES.items():
+        if len(sys.argv) == 1 or name in sys.argv[1:]:
+            write(name, *make())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "ops/everyday.h"
 #include "tapegrad.h"
 
 namespace tg {
@@ -100,6 +101,79 @@ Reduction reduction_named(const std::string& name) {
   fail("reference fixture: unknown reduction {}", name);
 }
 
+KlReduction kl_reduction_named(const std::string& name) {
+  if (name == "batchmean") return KlReduction::batchmean;
+  const Reduction r = reduction_named(name);
+  return r == Reduction::mean  ? KlReduction::mean
+         : r == Reduction::sum ? KlReduction::sum
+                               : KlReduction::none;
+}
+
+// The ops of ops/everyday.h (tests/reference/everyday.json).
+Tensor call_everyday_op(const json& call, const std::vector<Tensor>& in) {
+  const std::string fn = call.at("fn");
+  const auto integer = [&](const char* key) { return call.at(key).get<std::int64_t>(); };
+  const auto integers = [&](const char* key) {
+    return call.at(key).get<std::vector<std::int64_t>>();
+  };
+  const auto real = [&](const char* key) { return number(call.at(key)); };
+  const auto keepdim = [&] { return call.at("keepdim").get<bool>(); };
+  const auto reduction = [&] { return reduction_named(call.at("reduction")); };
+  static const std::map<std::string, Tensor (*)(const Tensor&, SourceLocation)> unary = {
+      {"sign", sign}, {"rsqrt", rsqrt}, {"square", square}, {"silu", silu}};
+  if (auto it = unary.find(fn); it != unary.end()) return it->second(in.at(0), {});
+  if (fn == "slice_step") {
+    const auto bound = [&](const char* key, std::int64_t open) {
+      return call.at(key).is_null() ? open : integer(key);
+    };
+    return slice(in.at(0), integer("axis"), bound("start", 0), bound("end", kEnd), integer("step"));
+  }
+  if (fn == "narrow") return narrow(in.at(0), integer("axis"), integer("start"), integer("length"));
+  if (fn == "gather") return gather(in.at(0), integer("axis"), in.at(1));
+  if (fn == "scatter_add") return scatter_add(in.at(0), integer("axis"), in.at(1), in.at(2));
+  if (fn == "index_add") return index_add(in.at(0), integer("axis"), in.at(1), in.at(2));
+  if (fn == "stack") return stack(in, integer("axis"));
+  if (fn == "unsqueeze") return unsqueeze(in.at(0), integer("axis"));
+  if (fn == "squeeze")
+    return call.contains("axis") ? squeeze(in.at(0), integer("axis")) : squeeze(in.at(0));
+  if (fn == "flatten") return flatten(in.at(0), integer("start"), integer("end"));
+  if (fn == "unflatten") return unflatten(in.at(0), integer("axis"), integers("sizes"));
+  if (fn == "reshape_infer") return reshape(in.at(0), integers("dims"));
+  if (fn == "expand") return expand(in.at(0), integers("sizes"));
+  if (fn == "amax") return amax(in.at(0), integer("axis"), keepdim());
+  if (fn == "amin") return amin(in.at(0), integer("axis"), keepdim());
+  if (fn == "min") return min(in.at(0), integer("axis"), keepdim());
+  if (fn == "var") {
+    return call.contains("axis") ? var(in.at(0), integer("axis"), real("correction"), keepdim())
+                                 : var(in.at(0));
+  }
+  if (fn == "std") {
+    return call.contains("axis") ? std(in.at(0), integer("axis"), real("correction"), keepdim())
+                                 : std(in.at(0));
+  }
+  if (fn == "prod")
+    return call.contains("axis") ? prod(in.at(0), integer("axis"), keepdim()) : prod(in.at(0));
+  if (fn == "cumsum") return cumsum(in.at(0), integer("axis"));
+  if (fn == "norm") {
+    return call.contains("axis") ? norm(in.at(0), real("p"), integer("axis"), keepdim())
+                                 : norm(in.at(0), real("p"));
+  }
+  if (fn == "gelu") {
+    return gelu(in.at(0),
+                call.at("approximate") == "tanh" ? GeluApproximate::tanh : GeluApproximate::none);
+  }
+  if (fn == "hardtanh") return hardtanh(in.at(0), real("low"), real("high"));
+  if (fn == "elu") return elu(in.at(0), real("alpha"));
+  if (fn == "l1_loss") return l1_loss(in.at(0), in.at(1), reduction());
+  if (fn == "smooth_l1_loss") return smooth_l1_loss(in.at(0), in.at(1), reduction(), real("beta"));
+  if (fn == "huber_loss") return huber_loss(in.at(0), in.at(1), reduction(), real("delta"));
+  if (fn == "kl_div") {
+    return kl_div(in.at(0), in.at(1), kl_reduction_named(call.at("reduction")),
+                  call.at("log_target").get<bool>());
+  }
+  fail("reference fixture: no tapegrad call for fn '{}'", fn);
+}
+
 // The one place that maps a fixture's call to tapegrad.
 Tensor call_op(const json& call, const std::vector<Tensor>& in) {
   const std::string fn = call.at("fn");
@@ -153,7 +227,7 @@ Tensor call_op(const json& call, const std::vector<Tensor>& in) {
     return binary_cross_entropy_with_logits(in.at(0), in.at(1), reduction());
   }
   if (fn == "mse_loss") return mse_loss(in.at(0), in.at(1), reduction());
-  fail("reference fixture: no tapegrad call for fn '{}'", fn);
+  return call_everyday_op(call, in);
 }
 
 double rtol(DType dtype) {
@@ -396,6 +470,54 @@ std::vector<Record> module_records_or_none() {
 INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceModules, ::testing::ValuesIn(module_records_or_none()),
                          test_name);
 
+// ---- the ops of ops/everyday.h, registered by their files' registration functions ----
+
+const OpRegistry& everyday_registry() {
+  static const OpRegistry registry = [] {
+    OpRegistry r;
+    detail::register_index_ops(r);
+    detail::register_view_ops(r);
+    detail::register_statistics_ops(r);
+    detail::register_activation_ops(r);
+    detail::register_regression_loss_ops(r);
+    return r;
+  }();
+  return registry;
+}
+
+class ReferenceEveryday : public ::testing::TestWithParam<Record> {};
+
+TEST_P(ReferenceEveryday, MatchesPyTorch) {
+  expect_replay(GetParam(), "op");
+}
+
+std::vector<Record> everyday_records_or_none() {
+  try {
+    return records("everyday.json");
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceEveryday,
+                         ::testing::ValuesIn(everyday_records_or_none()), test_name);
+
+TEST(ReferenceCoverage, EveryEverydayOpHasAFixtureInBothDtypesAndNoOther) {
+  std::map<std::string, std::set<std::string>> dtypes;
+  for (const Record& r : records("everyday.json")) dtypes[r.op].insert(r.dtype);
+  std::vector<std::string> missing;
+  for (const OpRegistration& op : everyday_registry().ops()) {
+    if (dtypes[op.name].size() < 2) missing.push_back(op.name);
+    dtypes.erase(op.name);
+  }
+  EXPECT_TRUE(missing.empty()) << "everyday ops without a reference case in both dtypes: "
+                               << fmt::format("{}", fmt::join(missing, ", "));
+  std::vector<std::string> unknown;
+  for (const auto& [name, kinds] : dtypes) unknown.push_back(name);
+  EXPECT_TRUE(unknown.empty()) << "everyday.json cases name ops that are not registered: "
+                               << fmt::format("{}", fmt::join(unknown, ", "));
+}
+
 // ---- optimizers, schedules, gradient clipping ----
 
 struct OptimizerRecord {
@@ -557,7 +679,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceOptimizers, ::testing::ValuesIn(opti
                          });
 
 TEST(ReferenceCoverage, EveryFixtureFileHasCases) {
-  for (const char* file : {"ops.json", "losses.json", "modules.json", "optim.json"}) {
+  for (const char* file :
+       {"ops.json", "losses.json", "modules.json", "optim.json", "everyday.json"}) {
     EXPECT_FALSE(fixture(file).case_lines.empty()) << file;
   }
 }
