@@ -367,6 +367,7 @@ BENCHMARK(W5_digits_epoch_tapegrad)
 // kernel's threshold (kParallelElements).
 void Threshold_elementwise(benchmark::State& state) {
   use_threads(state);
+  tg::detail::set_adapt_to_load(false);  // what a free core is worth, whatever else runs
   const std::int64_t n = state.range(1);
   const bool exp = state.range(2) == 1;
   tg::Generator gen(6);
@@ -397,9 +398,11 @@ BENCHMARK(Threshold_elementwise)
     ->UseRealTime();
 
 // tg::matmul of n × n matrices, forward only: products of at least kParallelMultiplyAdds
-// (ops/matmul.cpp) split over the threads. Arguments: threads, n.
+// (ops/matmul.cpp) split over the threads; lower it to 1 to measure below it. Arguments:
+// threads, n.
 void Threshold_gemm(benchmark::State& state) {
   use_threads(state);
+  tg::detail::set_adapt_to_load(false);
   const std::int64_t n = state.range(1);
   tg::Generator gen(7);
   const tg::Tensor a = as_tensor(random_matrix(n, n, gen)), b = as_tensor(random_matrix(n, n, gen));
