@@ -196,6 +196,10 @@ def torch_call(call, xs):
 
 def everyday_call(fn, a, xs):
     """The ops of ops/everyday.h (tests/reference/everyday.json)."""
+    if fn in ("argmax", "argmin"):
+        if "axis" not in a:
+            return getattr(torch, fn)(xs[0])
+        return getattr(torch, fn)(xs[0], a["axis"], keepdim=a["keepdim"])
     if fn == "slice_step":
         index = (slice(None),) * (a["axis"] % xs[0].dim()) + (slice(a["start"], a["end"], a["step"]),)
         return xs[0][index]
@@ -363,6 +367,10 @@ LINEAR = {"add", "sub", "add_scalar", "mul_scalar", "neg", "cast", "sum", "mean"
           "broadcast_to", "reshape", "permute", "transpose", "slice", "concat", "index_select",
           "slice_step", "narrow", "gather", "scatter_add", "index_add", "stack", "unsqueeze",
           "squeeze", "flatten", "unflatten", "reshape_infer", "expand", "cumsum"}
+
+
+# Ops whose output is int64 positions.
+INDEX_VALUED = {"argmax", "argmin"}
 
 
 class Case:
@@ -691,6 +699,16 @@ def build_everyday():
         add(op, name, call, rand(op, name, shape, **kw))
 
     # -- indexing --
+    ranked = t([[1.0, 3.0, 3.0, 0.0], [2.0, NAN, 5.0, NAN], [-1.0, -1.0, 4.0, -1.0],
+                [-INF, -INF, -INF, -INF], [INF, 1.0, INF, -INF], [NAN, NAN, NAN, NAN]])
+    for fn in ("argmax", "argmin"):
+        for axis, keepdim in ((-1, False), (0, False), (1, True)):
+            call = {"fn": fn, "axis": axis, "keepdim": keepdim}
+            add(fn, f"ties, NaN and ±inf along {axis}{', keepdim' if keepdim else ''}", call, [ranked])
+        add(fn, "[3, 4] random along -1", {"fn": fn, "axis": -1, "keepdim": False}, rand(fn, "random", [3, 4]))
+        add(fn, "[0, 3] along 1", {"fn": fn, "axis": 1, "keepdim": False}, [torch.zeros([0, 3], dtype=torch.float64)])
+        add(fn, "flattened", {"fn": fn}, [ranked[:3]])
+        add(fn, "flattened scalar", {"fn": fn}, [t(2.5)])
     for name, axis, start, end, step, shape in (
             ("[3, 5] axis 1 [-4::2]", 1, -4, None, 2, [3, 5]),
             ("[7] [1:6:2]", 0, 1, 6, 2, [7]),
@@ -1036,9 +1054,19 @@ def empirical(scale, got32, exact64, dtype):
     return scale.reshape(-1) + 2 * diff / RTOL["float32"]
 
 
+def index_record(case, dtype_name, inputs):
+    """An op with int64 output (argmax): the positions, exact; nothing to differentiate."""
+    y = torch_call(case.call, inputs)
+    return {"op": case.op, "case": case.name, "dtype": dtype_name, "call": case.call,
+            "inputs": [{"shape": list(x.shape), "values": values(x, dtype_name)} for x in inputs],
+            "output": {"shape": list(y.shape), "dtype": "int64", "int64": y.reshape(-1).tolist()}}
+
+
 def op_record(case, dtype_name):
     dtype = DTYPES[dtype_name]
     inputs = [x.to(dtype) if x.is_floating_point() else x for x in case.inputs]
+    if case.call.get("fn") in INDEX_VALUED:
+        return index_record(case, dtype_name, inputs)
     def g_of(y):
         return normal(rng_for(case.op, case.name, "cotangent"), list(y.shape)).to(y.dtype)
 

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <fmt/ranges.h>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -122,6 +123,12 @@ Tensor call_everyday_op(const json& call, const std::vector<Tensor>& in) {
   static const std::map<std::string, Tensor (*)(const Tensor&, SourceLocation)> unary = {
       {"sign", sign}, {"rsqrt", rsqrt}, {"square", square}, {"silu", silu}};
   if (auto it = unary.find(fn); it != unary.end()) return it->second(in.at(0), {});
+  if (fn == "argmax" || fn == "argmin") {
+    const bool max = fn == "argmax";
+    if (!call.contains("axis")) return max ? argmax(in.at(0)) : argmin(in.at(0));
+    return max ? argmax(in.at(0), integer("axis"), keepdim())
+               : argmin(in.at(0), integer("axis"), keepdim());
+  }
   if (fn == "slice_step") {
     const auto bound = [&](const char* key, std::int64_t open) {
       return call.at(key).is_null() ? open : integer(key);
@@ -371,6 +378,18 @@ std::string replay(const json& c) {
   const Tensor y = c.at("call").contains("module") ? call_module(c, inputs, dtype)
                                                    : call_op(c.at("call"), inputs);
   const Shape out_shape = shape_of(output.at("shape"));
+  if (output.contains("int64")) {  // positions (argmax): exact, nothing to differentiate
+    const auto want = output.at("int64").get<std::vector<std::int64_t>>();
+    if (!y.defined() || y.dtype() != i64 || !(y.shape() == out_shape)) {
+      return "output: expected int64 " + out_shape.str() + "\n";
+    }
+    const std::int64_t* got = y.data<std::int64_t>();
+    if (!std::equal(want.begin(), want.end(), got)) {
+      return fmt::format("output: expected [{}], got [{}]\n", fmt::join(want, ", "),
+                         fmt::join(got, got + y.numel(), ", "));
+    }
+    return report;
+  }
   const DType out_dtype = dtype_named(output.at("dtype"));
   report += compare("output", y, output, out_shape, out_dtype);
   if (!report.empty() || floating.empty()) return report;
@@ -505,6 +524,11 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceEveryday,
 TEST(ReferenceCoverage, EveryEverydayOpHasAFixtureInBothDtypesAndNoOther) {
   std::map<std::string, std::set<std::string>> dtypes;
   for (const Record& r : records("everyday.json")) dtypes[r.op].insert(r.dtype);
+  // Not differentiable, so not registered: their cases check positions.
+  for (const char* positions : {"argmax", "argmin"}) {
+    EXPECT_EQ(dtypes[positions].size(), 2u) << positions;
+    dtypes.erase(positions);
+  }
   std::vector<std::string> missing;
   for (const OpRegistration& op : everyday_registry().ops()) {
     if (dtypes[op.name].size() < 2) missing.push_back(op.name);
