@@ -456,8 +456,10 @@ OneCycleLR::OneCycleLR(Optimizer& optimizer, double max_lr, std::int64_t total_s
   require(div_factor > 0, "OneCycleLR", "div_factor", "> 0", div_factor);
   require(final_div_factor > 0, "OneCycleLR", "final_div_factor", "> 0", final_div_factor);
   // PyTorch divides by each phase's length at a step within it: a warm-up ending at step 0, or
-  // an annealing phase of no steps, is 0/0 there (a ZeroDivisionError in PyTorch).
-  if (warmup_end_ == 0 || warmup_end_ == double(total_steps - 1)) {
+  // an annealing phase of no steps, is 0/0 there (a ZeroDivisionError in PyTorch). Compared
+  // before subtracting 1, which the compiler may fuse into a multiply-add that never gives 0.
+  const double warmup_steps = pct_start * double(total_steps);
+  if (warmup_steps == 1 || warmup_steps == double(total_steps)) {
     fail(
         "OneCycleLR: pct_start = {} with total_steps = {} leaves a phase of no steps "
         "(pct_start · total_steps must be neither 1 nor total_steps)",

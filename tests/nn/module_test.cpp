@@ -3,9 +3,9 @@
 #include <cmath>
 #include <sstream>
 
-#include "autograd/gtest.h"
 #include "module_gradcheck.h"
 #include "tapegrad.h"
+#include "tools/gtest.h"
 
 namespace tg::nn {
 namespace {
@@ -140,6 +140,93 @@ TEST(Modules, FunctionalCallRestoresTheModulesOwnParameters) {
   EXPECT_EQ(linear.weight.impl(), own.impl());
   EXPECT_THROW(functional_call(linear, {}, tensor({{3.0, 4.0}})), Error);
   EXPECT_THROW(functional_call(linear, {tensor({1.0, 2.0})}, tensor({{3.0, 4.0}})), Error);
+}
+
+// Normalises by a running mean it keeps as a buffer, with an int64 count: state that is saved,
+// loaded and converted with the parameters but never trained.
+struct RunningScale : Module {
+  explicit RunningScale(std::int64_t features, DType dtype = f32) {
+    register_parameter("scale", scale, ones({features}, dtype));
+    register_buffer("running_mean", running_mean, full({features}, 0.5, dtype));
+    register_buffer("count", count, int64_tensor({3}));
+  }
+  Tensor forward(const Tensor& x) override { return (x - running_mean) * scale; }
+  Tensor scale;
+  Tensor running_mean;
+  Tensor count;
+};
+
+std::vector<std::string> names_of(const std::vector<std::pair<std::string, Tensor>>& named) {
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : named) names.push_back(name);
+  return names;
+}
+
+TEST(Buffers, AreListedWithDottedNamesButAreNotParameters) {
+  Generator gen(10);
+  Sequential model(std::make_shared<Linear>(3, 2, true, gen), std::make_shared<RunningScale>(2));
+  EXPECT_EQ(names_of(model.named_parameters()),
+            std::vector<std::string>({"0.weight", "0.bias", "1.scale"}));
+  EXPECT_EQ(names_of(model.named_buffers()),
+            std::vector<std::string>({"1.running_mean", "1.count"}));
+  EXPECT_EQ(model.buffers().size(), 2u);
+  EXPECT_EQ(model.buffers()[0].to_vector(), std::vector<double>({0.5, 0.5}));
+  EXPECT_FALSE(model.buffers()[0].requires_grad());
+  // PyTorch's state_dict order: a module's parameters, its buffers, then its submodules'.
+  EXPECT_EQ(names_of(model.state_dict()), std::vector<std::string>({"0.weight", "0.bias", "1.scale",
+                                                                    "1.running_mean", "1.count"}));
+}
+
+TEST(Buffers, AreNotTouchedByAnOptimizer) {
+  RunningScale m(2, f64);
+  const Tensor x = tensor({{1.0, 2.0}}, f64);
+  Adam adam(m.parameters(), {.lr = 0.1, .weight_decay = 0.1});
+  SGD sgd(m.parameters(), {.lr = 0.1, .momentum = 0.9});
+  for (int step = 0; step < 3; ++step) {
+    m.zero_grad();
+    sum(m(x) * m(x)).backward();
+    adam.step();
+    sgd.step();
+  }
+  EXPECT_NE(m.scale.to_vector(), std::vector<double>({1.0, 1.0}));  // trained
+  EXPECT_EQ(m.running_mean.to_vector(), std::vector<double>({0.5, 0.5}));
+  EXPECT_FALSE(m.running_mean.grad().defined());
+  EXPECT_EQ(m.count.to_vector(), std::vector<double>({3}));
+}
+
+TEST(ModuleTo, ConvertsParametersAndFloatingBuffersOfTheTree) {
+  Generator gen(11);
+  Sequential model(std::make_shared<Linear>(3, 2, true, gen), std::make_shared<RunningScale>(2));
+  const std::vector<double> weight = model.parameters()[0].to_vector();
+  EXPECT_EQ(&model.to(f64), &model);
+  for (const auto& [name, p] : model.named_parameters()) {
+    EXPECT_EQ(p.dtype(), f64) << name;
+    EXPECT_TRUE(p.requires_grad()) << name;
+    EXPECT_TRUE(p.is_leaf()) << name;
+  }
+  EXPECT_EQ(model.named_buffers()[0].second.dtype(), f64);
+  EXPECT_EQ(model.named_buffers()[1].second.dtype(), i64);  // integers stay, as in PyTorch
+  EXPECT_EQ(model.parameters()[0].to_vector(), weight);     // float32 → float64 is exact
+  // The module computes in float64 now: the submodules' members are the converted tensors.
+  EXPECT_EQ(model(ones({1, 3}, f64)).dtype(), f64);
+  // Back to float32 rounds; to the current dtype changes nothing, not even the handles.
+  const Tensor before = model.parameters()[1];
+  model.to(f64);
+  EXPECT_EQ(model.parameters()[1].impl(), before.impl());
+  model.to(f32);
+  EXPECT_EQ(model.parameters()[0].dtype(), f32);
+  EXPECT_THROW(model.to(i64), Error);
+}
+
+TEST(ModuleTo, LetsAFloat32ModelBeGradcheckedInFloat64) {
+  Generator gen(12);
+  auto mlp = MLP({4, 5, 3}, Activation::tanh, gen);  // float32
+  Sequential model(mlp, std::make_shared<RunningScale>(3));
+  const Tensor x = randn({2, 4}, gen, f64);
+  // In float32 it cannot be: ops do not mix a float64 input with float32 parameters.
+  EXPECT_THROW(module_gradcheck(model, x), Error);
+  model.to(f64);
+  EXPECT_TRUE(module_gradcheck(model, x));
 }
 
 }  // namespace

@@ -536,6 +536,98 @@ TEST(ClipGradNorm, GradientsSharedByTwoLeavesAreClippedOnce) {
   EXPECT_NEAR(b.grad().item(), 1.0 / (std::sqrt(2.0) + 1e-6), 1e-12);
 }
 
+// ---- parameter groups ----
+
+TEST(ParamGroups, TurnWeightDecayOffForBiasesAndNorms) {
+  Generator gen(4);
+  Sequential model(std::make_shared<Linear>(3, 4, true, gen, f64),
+                   std::make_shared<LayerNorm>(4, 1e-5, true, f64),
+                   std::make_shared<Linear>(4, 1, true, gen, f64));
+  std::vector<Tensor> decay, no_decay;
+  for (const auto& [name, p] : model.named_parameters()) {
+    (p.rank() == 1 ? no_decay : decay).push_back(p);  // biases and the norm's γ, β
+  }
+  AdamW adamw({{.params = decay}, {.params = no_decay, .options = AdamWOptions{.weight_decay = 0}}},
+              {.lr = 0.1, .weight_decay = 0.5});
+  ASSERT_EQ(adamw.group_count(), 2u);
+  EXPECT_EQ(adamw.parameters(0).size(), 2u);
+  EXPECT_EQ(adamw.parameters(1).size(), 4u);
+  EXPECT_EQ(adamw.parameters().size(), 6u);
+  // The second group took its own options whole: lr 1e-3 (AdamWOptions' default), no decay.
+  EXPECT_EQ(adamw.lr(0), 0.1);
+  EXPECT_EQ(adamw.lr(1), 1e-3);
+  // With a zero gradient Adam's step is 0, so only the decay moves a parameter.
+  const Tensor w = decay[0], b = no_decay[0];
+  const std::vector<double> w0 = w.to_vector(), b0 = b.to_vector();
+  w.impl()->grad = zeros_like(w);
+  b.impl()->grad = zeros_like(b);
+  adamw.step();
+  EXPECT_NEAR(w.to_vector()[0], w0[0] * (1 - 0.1 * 0.5), 1e-15);
+  EXPECT_EQ(b.to_vector(), b0);
+}
+
+TEST(ParamGroups, HaveTheirOwnRatesAndAreChecked) {
+  const Tensor a = tensor({1.0}, f64).requires_grad(true);
+  const Tensor b = tensor({1.0}, f64).requires_grad(true);
+  SGD sgd({{.params = {a}}, {.params = {b}, .options = SGDOptions{.lr = 0.5}}}, {.lr = 0.1});
+  sum(a + b).backward();
+  sgd.step();
+  EXPECT_EQ(a.item(), 1.0 - 0.1);
+  EXPECT_EQ(b.item(), 1.0 - 0.5);
+  sgd.set_lr(1, 0.25);
+  EXPECT_EQ(sgd.lr(), 0.1);  // the first group's
+  EXPECT_EQ(sgd.lr(1), 0.25);
+  sgd.set_lr(2.0);  // every group's
+  EXPECT_EQ(sgd.lr(0), 2.0);
+  EXPECT_EQ(sgd.lr(1), 2.0);
+  expect_error([&] { sgd.lr(2); }, "SGD: no group 2 (it has 2)");
+  expect_error([&] { sgd.set_lr(3, 0.1); }, "SGD: no group 3 (it has 2)");
+  expect_error(
+      [&] {
+        SGD({{.params = {a}}, {.params = {b, a}}});
+      },
+      "SGD: parameter 2 (of group 1) appears in more than one parameter group");
+  expect_error(
+      [&] {
+        Adam({{.params = {a}}, {.params = {b}, .options = AdamOptions{.lr = -1}}});
+      },
+      "Adam: expected lr ≥ 0, got -1");
+  expect_error([&] { Adagrad(std::vector<ParamGroup<AdagradOptions>>{{.params = {}}}); },
+               "Adagrad: got an empty parameter list");
+}
+
+TEST(Optimizer, NewOptionsAreValidatedAsPyTorch) {
+  const auto p = [] { return std::vector<Tensor>{tensor({1.0}).requires_grad(true)}; };
+  expect_error([&] { RMSprop(p(), {.lr = -1}); }, "RMSprop: expected lr ≥ 0, got -1");
+  expect_error([&] { RMSprop(p(), {.alpha = -0.5}); }, "RMSprop: expected alpha ≥ 0, got -0.5");
+  expect_error([&] { RMSprop(p(), {.eps = NAN}); }, "RMSprop: expected eps ≥ 0, got nan");
+  expect_error([&] { RMSprop(p(), {.weight_decay = -1}); },
+               "RMSprop: expected weight_decay ≥ 0, got -1");
+  expect_error([&] { RMSprop(p(), {.momentum = -0.1}); },
+               "RMSprop: expected momentum ≥ 0, got -0.1");
+  expect_error([&] { Adagrad(p(), {.lr_decay = -1}); }, "Adagrad: expected lr_decay ≥ 0, got -1");
+  expect_error([&] { Adagrad(p(), {.initial_accumulator_value = -1}); },
+               "Adagrad: expected initial_accumulator_value ≥ 0, got -1");
+  expect_error([&] { Adagrad(p(), {.weight_decay = -1}); },
+               "Adagrad: expected weight_decay ≥ 0, got -1");
+  expect_error([&] { Adagrad(p(), {.eps = -1}); }, "Adagrad: expected eps ≥ 0, got -1");
+}
+
+// A per-group initial_accumulator_value is the group's (PyTorch 1.13 fills every accumulator
+// with the constructor's): s = 4 + g², so the first step is lr·g/(√(4 + g²) + ε).
+TEST(Adagrad, TakesEachGroupsInitialAccumulatorValue) {
+  const Tensor a = tensor({0.0}, f64).requires_grad(true);
+  const Tensor b = tensor({0.0}, f64).requires_grad(true);
+  Adagrad adagrad(
+      {{.params = {a}},
+       {.params = {b}, .options = AdagradOptions{.lr = 0.1, .initial_accumulator_value = 4}}},
+      {.lr = 0.1});
+  sum(a * 3.0 + b * 3.0).backward();
+  adagrad.step();
+  EXPECT_NEAR(a.item(), -0.1 * 3 / (3 + 1e-10), 1e-16);
+  EXPECT_NEAR(b.item(), -0.1 * 3 / (std::sqrt(13.0) + 1e-10), 1e-16);
+}
+
 // ---- schedules, against torch.optim.lr_scheduler ----
 
 TEST(Schedulers, StepLRAsPyTorch) {
@@ -594,6 +686,92 @@ TEST(Schedulers, ValidateTheirArguments) {
   EXPECT_NO_THROW(StepLR(sgd, 1, 0.0));
   EXPECT_NO_THROW(CosineAnnealingLR(sgd, 1, 0.0));
   EXPECT_EQ(sgd.lr(), 1.0);  // constructing a schedule does not change the rate
+}
+
+TEST(Schedulers, NewSchedulesValidateTheirArguments) {
+  Tensor p = tensor({1.0}).requires_grad(true);
+  SGD sgd({p}, {.lr = 1.0});
+  expect_error([&] { LinearLR(sgd, 0.0); }, "LinearLR: expected start_factor in (0, 1], got 0");
+  expect_error([&] { LinearLR(sgd, 0.5, 1.5); },
+               "LinearLR: expected end_factor in [0, 1], got 1.5");
+  expect_error([&] { LinearLR(sgd, 0.5, 1.0, 0); }, "LinearLR: expected total_iters > 0, got 0");
+  expect_error([&] { OneCycleLR(sgd, 1.0, 0); }, "OneCycleLR: expected total_steps > 0, got 0");
+  expect_error([&] { OneCycleLR(sgd, 1.0, 10, 1.5); },
+               "OneCycleLR: expected pct_start in [0, 1], got 1.5");
+  expect_error([&] { OneCycleLR(sgd, 1.0, 10, 0.1); },
+               "OneCycleLR: pct_start = 0.1 with total_steps = 10 leaves a phase of no steps");
+  expect_error([&] { OneCycleLR(sgd, 1.0, 10, 0.3, Anneal::cos, 0.0); },
+               "OneCycleLR: expected div_factor > 0, got 0");
+  auto warmup = std::make_shared<LinearLR>(sgd, 0.5);
+  expect_error([&] { SequentialLR(sgd, {warmup}, {3}); },
+               "SequentialLR: expected one schedule more than milestones, got 1 schedules and 1 "
+               "milestones");
+  Tensor q = tensor({1.0}).requires_grad(true);
+  SGD other({q}, {.lr = 1.0});
+  auto elsewhere = std::make_shared<StepLR>(other, 2);
+  expect_error(
+      [&] {
+        SequentialLR(sgd, {warmup, elsewhere}, {3});
+      },
+      "SequentialLR: schedule 1 is null or built on another optimizer");
+  auto decay = std::make_shared<StepLR>(sgd, 2);
+  expect_error(
+      [&] {
+        SequentialLR(sgd, {warmup, decay, decay}, {3, 3});
+      },
+      "SequentialLR: expected positive, increasing milestones, got 3 after 3");
+  expect_error([&] { ReduceLROnPlateau(sgd, {.factor = 1.0}); },
+               "ReduceLROnPlateau: expected factor < 1, got 1");
+  expect_error([&] { ReduceLROnPlateau(sgd, {.patience = -1}); },
+               "ReduceLROnPlateau: expected patience ≥ 0, got -1");
+  expect_error([&] { ReduceLROnPlateau(sgd, {.min_lr = -1}); },
+               "ReduceLROnPlateau: expected min_lr ≥ 0, got -1");
+}
+
+TEST(Schedulers, WarmUpStartsAtConstructionAndOneCycleStopsAtItsEnd) {
+  Tensor p = tensor({1.0}).requires_grad(true);
+  SGD sgd({p}, {.lr = 0.8});
+  LinearLR warmup(sgd, 0.25, 1.0, 4);
+  EXPECT_EQ(sgd.lr(), 0.2);  // as PyTorch's: the first rate is set by the constructor
+  for (double want : {0.35, 0.5, 0.65, 0.8, 0.8}) {
+    warmup.step();
+    EXPECT_NEAR(sgd.lr(), want, 1e-15);
+  }
+  OneCycleLR cycle(sgd, 1.0, 4, 0.5, Anneal::linear, 10.0, 1.0);
+  // Up from 0.1 to 1 by step 1, down to 0.1 by step 3, and step 4 goes on along the line.
+  EXPECT_NEAR(sgd.lr(), 0.1, 1e-15);
+  for (double want : {1.0, 0.55, 0.1, -0.35}) {
+    cycle.step();
+    EXPECT_NEAR(sgd.lr(), want, 1e-15);
+  }
+  expect_error([&] { cycle.step(); }, "OneCycleLR: stepped 6 times, past total_steps = 4");
+  EXPECT_NEAR(sgd.lr(), -0.35, 1e-15);  // unchanged by the refused step
+  EXPECT_EQ(cycle.epoch(), 4);
+}
+
+TEST(Schedulers, LaterSchedulesStartFromTheRateOfTheFirst) {
+  Tensor p = tensor({1.0}).requires_grad(true);
+  SGD sgd({p}, {.lr = 1.0});
+  auto warmup = std::make_shared<LinearLR>(sgd, 0.1, 1.0, 2);  // sets lr to 0.1
+  auto decay = std::make_shared<StepLR>(sgd, 1, 0.5);  // yet decays from 1, torch's initial_lr
+  SequentialLR schedule(sgd, {warmup, decay}, {2});
+  for (double want : {0.55, 1.0, 0.5, 0.25}) {
+    schedule.step();
+    EXPECT_NEAR(sgd.lr(), want, 1e-15);
+  }
+}
+
+TEST(Schedulers, ReduceLROnPlateauWaitsOutPatienceAndCooldown) {
+  Tensor p = tensor({1.0}).requires_grad(true);
+  SGD sgd({p}, {.lr = 1.0});
+  ReduceLROnPlateau plateau(sgd, {.factor = 0.5, .patience = 1, .cooldown = 1, .min_lr = 0.3});
+  const std::vector<double> metrics = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, NAN, 0.5, 1.0};
+  const std::vector<double> lrs = {1.0, 1.0, 0.5, 0.5, 0.5, 0.3, 0.3, 0.3, 0.3};
+  for (std::size_t e = 0; e < metrics.size(); ++e) {
+    plateau.step(metrics[e]);
+    EXPECT_EQ(sgd.lr(), lrs[e]) << "epoch " << e + 1;
+  }
+  EXPECT_EQ(plateau.best(), 0.5);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -101,6 +102,55 @@ TEST(Safetensors, ModuleRoundTripAndMismatchesLeaveTheModuleUnchanged) {
   expect_error([&] { load(*shallow, path); }, "unexpected '2.bias'");
   auto doubles = MLP({3, 4, 2}, Activation::relu, b, f64);
   expect_error([&] { load(*doubles, path); }, "is float32 [4, 3] in the file but float64 [4, 3]");
+}
+
+// A float and an int64 buffer beside a parameter, as BatchNorm's running statistics and count.
+struct Normalizer : Module {
+  Normalizer(double mean, std::int64_t seen) {
+    register_parameter("weight", weight, full({2}, 1.5));
+    register_buffer("running_mean", running_mean, full({2}, mean));
+    register_buffer("num_batches_tracked", num_batches_tracked, int64_tensor({seen}, {}));
+  }
+  Tensor forward(const Tensor& x) override { return (x - running_mean) * weight; }
+  Tensor weight;
+  Tensor running_mean;
+  Tensor num_batches_tracked;
+};
+
+TEST(Safetensors, BuffersRoundTripUnderStateDictNames) {
+  Generator gen(3);
+  Sequential saved(std::make_shared<Linear>(3, 2, true, gen),
+                   std::make_shared<Normalizer>(0.25, 7));
+  const std::string path = scratch("buffers.safetensors");
+  save(saved, path);
+  const NamedTensors file = load_safetensors(path);
+  std::vector<std::string> names;
+  for (const auto& [name, t] : file) names.push_back(name);
+  std::sort(names.begin(), names.end());  // the header is a JSON object: its order is not kept
+  EXPECT_EQ(names, std::vector<std::string>({"0.bias", "0.weight", "1.num_batches_tracked",
+                                             "1.running_mean", "1.weight"}));
+
+  Sequential loaded(std::make_shared<Linear>(3, 2, true, gen), std::make_shared<Normalizer>(-1, 0));
+  const Tensor mean = loaded.named_buffers()[0].second;
+  load(loaded, path);
+  const auto want = saved.state_dict();
+  const auto got = loaded.state_dict();
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].second.to_vector(), want[i].second.to_vector()) << got[i].first;
+    EXPECT_EQ(got[i].second.dtype(), want[i].second.dtype()) << got[i].first;
+  }
+  EXPECT_EQ(mean.to_vector(), std::vector<double>({0.25, 0.25}));  // into the buffer's storage
+  EXPECT_EQ(loaded.named_buffers()[1].second.to_vector(), std::vector<double>({7}));
+
+  // A file of parameters only (before buffers were saved) does not fill the buffers.
+  const std::string parameters_only = scratch("parameters_only.safetensors");
+  save_safetensors(parameters_only, saved.named_parameters());
+  Sequential other(std::make_shared<Linear>(3, 2, true, gen), std::make_shared<Normalizer>(-1, 0));
+  const std::vector<double> before = other.parameters()[0].to_vector();
+  expect_error([&] { load(other, parameters_only); },
+               "missing '1.running_mean'; missing '1.num_batches_tracked'");
+  EXPECT_EQ(other.parameters()[0].to_vector(), before);
 }
 
 TEST(Safetensors, CorruptFilesRaiseClearErrors) {
