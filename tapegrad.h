@@ -3,3 +3,4 @@
 #include "autograd/autograd.h"
 #include "nn/nn.h"
 #include "ops/ops.h"
+#include "tools/tools.h"

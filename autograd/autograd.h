@@ -1,13 +1,15 @@
 #pragma once
-// The engine: tensors, the tape, backward, gradient checking, the op registry and logging.
+// The engine: tensors, ops, the tape, backward, and the tools beside them (anomaly detection,
+// inspection, logging, threads).
+#include "autograd/anomaly.h"
+#include "autograd/backward.h"
 #include "autograd/dtype.h"
 #include "autograd/error.h"
-#include "autograd/functional.h"
-#include "autograd/gradcheck.h"
+#include "autograd/factories.h"
 #include "autograd/inspect.h"
 #include "autograd/log.h"
+#include "autograd/op.h"
 #include "autograd/parallel.h"
-#include "autograd/registry.h"
 #include "autograd/shape.h"
 #include "autograd/tape.h"
 #include "autograd/tensor.h"

@@ -12,6 +12,8 @@
 #include <ostream>
 #include <unordered_map>
 
+#include "autograd/tape_core.h"
+
 namespace tg {
 namespace {
 
@@ -206,14 +208,11 @@ std::ostream& operator<<(std::ostream& out, const Tape& tape) {
   return out;
 }
 
-BackwardTrace::BackwardTrace() : previous_(detail::set_backward_observer(this)) {}
-
-BackwardTrace::~BackwardTrace() {
-  detail::set_backward_observer(previous_);
-}
-
-void BackwardTrace::on_step(const BackwardStep& step) {
-  steps_.push_back(step);
+void BackwardTrace::on_step(const detail::StepView& step) {
+  steps_.push_back({step.entry, step.op.name, step.op.formula, step.location, step.grad_output,
+                    std::vector(step.inputs.begin(), step.inputs.end()),
+                    std::vector(step.input_entries.begin(), step.input_entries.end()),
+                    std::vector(step.grad_inputs.begin(), step.grad_inputs.end())});
 }
 
 std::string BackwardTrace::str() const {
@@ -230,6 +229,54 @@ std::string BackwardTrace::str() const {
     }
   }
   return text;
+}
+
+// ---- the tape's entries, as TapeEntryView ----
+
+namespace {
+void check_entry_index(const detail::TapeCore& core, std::int64_t index) {
+  if (index < 0 || index >= std::int64_t(core.entries.size())) {
+    fail("Tape::entry: index {} is not on the tape, which holds {} entries", index,
+         core.entries.size());
+  }
+}
+}  // namespace
+
+TapeEntryView Tape::entry(std::int64_t index) const {
+  detail::TapeCore& core = *core_;
+  check_entry_index(core, index);
+  const detail::Entry& e = core.entry(index);
+  TapeEntryView view{index, e.op->name, e.op->formula, e.location, {}, {}, {}, {}, e.freed};
+  for (std::int64_t r = e.first_ref; r < e.output_ref(); ++r) {
+    view.inputs.emplace_back(core.ref(r).impl);
+    view.input_entries.push_back(core.input_entry(core.ref(r)));
+  }
+  view.output = Tensor(core.ref(e.output_ref()).impl);
+  for (std::int64_t r = e.output_ref() + 1; r < e.end_ref(); ++r) {
+    view.saved.emplace_back(core.ref(r).impl);
+  }
+  return view;
+}
+
+TensorFunction Tape::entry_function(std::int64_t index) const {
+  check_entry_index(*core_, index);
+  const detail::Entry& e = core_->entry(index);
+  return [op = e.op, attrs = e.attrs, location = e.location](const std::vector<Tensor>& inputs) {
+    std::vector<const Tensor*> pointers;
+    for (const Tensor& input : inputs) pointers.push_back(&input);
+    return detail::apply_op(*op, pointers, attrs.data(), attrs.size(), location);
+  };
+}
+
+std::int64_t Tape::index_of(const Tensor& tensor) const {
+  if (!tensor.defined() || !core_->holds(tensor.impl()->link)) return -1;
+  return tensor.impl()->link.entry;
+}
+
+std::vector<TapeEntryView> Tape::entries() const {
+  std::vector<TapeEntryView> views;
+  for (std::int64_t i = 0; i < std::int64_t(core_->entries.size()); ++i) views.push_back(entry(i));
+  return views;
 }
 
 // ---- the graph ----

@@ -12,6 +12,19 @@
 
 namespace tg {
 
+// One step of a backward pass, as a BackwardTrace records it: an entry's rule applied to its
+// upstream gradient.
+struct BackwardStep {
+  std::int64_t entry;
+  const char* op;
+  const char* formula;
+  std::source_location location;
+  Tensor grad_output;  // the upstream gradient
+  std::vector<Tensor> inputs;
+  std::vector<std::int64_t> input_entries;  // -1 for a leaf or a constant
+  std::vector<Tensor> grad_inputs;          // what the rule sent to each input (undefined: none)
+};
+
 // Names a tensor for the tape print, the backward trace, to_dot and to_html, and returns it (a
 // handle sharing it), so that a definition can be wrapped:
 //   tg::Tensor w1 = tg::name(tg::randn({4, 2}, gen).requires_grad(true), "W1");
@@ -35,10 +48,9 @@ std::ostream& operator<<(std::ostream& out, const Tape& tape);
 //   tg::BackwardTrace trace;
 //   loss.backward();
 //   std::cout << trace.str();
-class BackwardTrace : private detail::BackwardObserver {
+class BackwardTrace : private detail::Hook {
  public:
-  BackwardTrace();
-  ~BackwardTrace() override;
+  BackwardTrace() = default;
   BackwardTrace(const BackwardTrace&) = delete;
   BackwardTrace& operator=(const BackwardTrace&) = delete;
 
@@ -46,9 +58,9 @@ class BackwardTrace : private detail::BackwardObserver {
   std::string str() const;
 
  private:
-  void on_step(const BackwardStep& step) override;
+  void on_step(const detail::StepView& step) override;
   std::vector<BackwardStep> steps_;
-  detail::BackwardObserver* previous_;
+  detail::HookScope scope_{*this};
 };
 
 // The part of the tape that `output` depends on, as a Graphviz digraph: ellipses for tensors

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
-#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -19,7 +18,7 @@ namespace tg {
 
 namespace detail {
 struct TensorImpl;
-struct TapeCore;
+class Recorder;
 }  // namespace detail
 
 struct BackwardOptions {
@@ -93,36 +92,8 @@ class Tensor {
 
 std::ostream& operator<<(std::ostream& out, const Tensor& tensor);
 
-// Seeded random numbers; results are the same on every platform for the same seed.
-class Generator {
- public:
-  explicit Generator(std::uint64_t seed) : engine_(seed) {}
-  double uniform();  // in [0, 1)
-  double normal();
-  std::uint64_t next() { return engine_(); }
-
- private:
-  std::mt19937_64 engine_;
-  bool has_spare_ = false;
-  double spare_ = 0.0;
-};
-
+// A tensor of uninitialised values; every tensor's memory comes from here.
 Tensor empty(const Shape& shape, DType dtype = f32);
-Tensor zeros(const Shape& shape, DType dtype = f32);
-Tensor ones(const Shape& shape, DType dtype = f32);
-Tensor full(const Shape& shape, double value, DType dtype = f32);
-Tensor zeros_like(const Tensor& like);
-Tensor ones_like(const Tensor& like);
-Tensor arange(double start, double stop, double step = 1.0, DType dtype = f32);
-Tensor arange(std::int64_t stop, DType dtype = f32);
-Tensor tensor(std::initializer_list<double> values, DType dtype = f32);
-Tensor tensor(std::initializer_list<std::initializer_list<double>> rows, DType dtype = f32);
-Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = f32);
-Tensor int64_tensor(const std::vector<std::int64_t>& values);
-Tensor int64_tensor(const std::vector<std::int64_t>& values, const Shape& shape);
-Tensor randn(const Shape& shape, Generator& generator, DType dtype = f32);
-Tensor uniform(const Shape& shape, Generator& generator, double low = 0.0, double high = 1.0,
-               DType dtype = f32);
 
 namespace detail {
 
@@ -138,11 +109,27 @@ struct Storage {
   alignas(64) std::byte inline_bytes[64];
 };
 
+// What a recorded tensor tells the tape that recorded it, the role of c10's AutogradMetaInterface:
+// the handle counts the tape needs to reclaim its entries, without the handle knowing tapes.
+class Recorder {
+ public:
+  virtual void first_handle(TensorImpl& impl) = 0;
+  virtual void last_handle(TensorImpl& impl) = 0;
+  // A handle taken (+1) or dropped (-1) on a thread other than the tape's (a loss handed to a
+  // logging thread): queued for the tape's thread, so the tape's bookkeeping never races.
+  virtual void handle_elsewhere(std::shared_ptr<TensorImpl> impl, int change) = 0;
+  // A linked impl is gone.
+  virtual void unlink() = 0;
+
+ protected:
+  ~Recorder() = default;
+};
+
 // Where a recorded tensor came from: an output slot (ref) of an entry of a tape generation.
 // `core` and `thread` are set once, when the op is recorded; the rest changes when the tape
 // compacts, on the tape's thread only.
 struct Link {
-  TapeCore* core = nullptr;
+  Recorder* core = nullptr;
   std::thread::id thread;
   std::uint64_t generation = 0;
   std::int64_t entry = 0;
@@ -152,7 +139,9 @@ struct Link {
 struct TensorImpl {
   TensorImpl(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype)
       : storage(std::move(storage)), shape(shape), dtype(dtype) {}
-  ~TensorImpl();
+  ~TensorImpl() {
+    if (link.core) link.core->unlink();
+  }
 
   std::shared_ptr<Storage> storage;
   Shape shape;
@@ -178,31 +167,24 @@ struct TensorImpl {
 std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, const Shape& shape,
                                       DType dtype);
 
-void on_first_handle(TensorImpl& impl);
-void on_last_handle(TensorImpl& impl);
-// A handle to a recorded tensor taken or dropped on a thread other than its tape's (a loss handed
-// to a logging thread): the count change is queued for the tape's thread, which applies it at its
-// next recorded op, so the tape's bookkeeping never races.
-void acquire_elsewhere(const std::shared_ptr<TensorImpl>& impl);
-void release_elsewhere(std::shared_ptr<TensorImpl> impl);
-
 }  // namespace detail
 
 inline void Tensor::acquire() const {
   if (!impl_ || !impl_->link.core) return;
   if (impl_->link.thread == std::this_thread::get_id()) [[likely]] {
-    if (impl_->handles++ == 0) detail::on_first_handle(*impl_);
+    if (impl_->handles++ == 0) impl_->link.core->first_handle(*impl_);
   } else {
-    detail::acquire_elsewhere(impl_);
+    impl_->link.core->handle_elsewhere(impl_, +1);
   }
 }
 
 inline void Tensor::release() {
   if (impl_ && impl_->link.core) {
     if (impl_->link.thread == std::this_thread::get_id()) [[likely]] {
-      if (--impl_->handles == 0) detail::on_last_handle(*impl_);
+      if (--impl_->handles == 0) impl_->link.core->last_handle(*impl_);
     } else {
-      detail::release_elsewhere(std::move(impl_));
+      detail::Recorder* recorder = impl_->link.core;
+      recorder->handle_elsewhere(std::move(impl_), -1);
     }
   }
   impl_.reset();

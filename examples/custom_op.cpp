@@ -60,7 +60,7 @@ int main() {
   const tg::Tensor x = tg::randn({2, 3}, gen, tg::f64);
   const tg::Tensor w = tg::randn({3, 3}, gen, tg::f64);
   const tg::Tensor b = tg::randn({3}, gen, tg::f64);
-  const tg::Function model = [](const std::vector<tg::Tensor>& in) {
+  const tg::TensorFunction model = [](const std::vector<tg::Tensor>& in) {
     const tg::Tensor hidden = softplus_wrong(tg::matmul(in[0], in[1]) + in[2]);
     return tg::sum(tg::tanh(hidden) * 0.5);
   };

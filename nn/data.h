@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "autograd/tensor.h"
+#include "autograd/factories.h"
 
 namespace tg::nn {
 

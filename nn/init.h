@@ -1,7 +1,7 @@
 #pragma once
 // Initialisation in place from a seeded generator, with PyTorch's formulas. fan_in and fan_out
 // of a [out, in] weight are in and out.
-#include "autograd/tensor.h"
+#include "autograd/factories.h"
 
 namespace tg::nn::init {
 

@@ -6,6 +6,7 @@
 #include <source_location>
 #include <vector>
 
+#include "autograd/factories.h"
 #include "autograd/tape.h"
 
 namespace tg {

@@ -3,7 +3,8 @@
 // Jacobians. ops/registry.cpp calls every registration function once.
 #include <functional>
 
-#include "autograd/registry.h"
+#include "autograd/factories.h"
+#include "tools/op_registry.h"
 
 namespace tg::detail {
 

@@ -316,6 +316,13 @@ Tensor cast(const Tensor& x, DType dtype, SourceLocation location) {
   return kCast({dtype}, location, x);
 }
 
+Tensor Tensor::to(DType target) const {
+  if (is_floating(dtype()) && is_floating(target)) return cast(*this, target);
+  // Conversions to or from int64 carry values only: labels and indices have no gradient.
+  if (dtype() == target) return copy();
+  return from_vector(to_vector(), shape(), target);
+}
+
 namespace detail {
 
 Tensor sample(const Shape& shape, DType dtype, Generator& generator, double low, double high) {

@@ -47,7 +47,7 @@ Shape huge_and_empty(const Shape& shape) {
 const std::set<std::string> kWalkEmptyRows = {"binary_cross_entropy_with_logits", "mse_loss"};
 
 // f, then a backward pass from y to every input that requires grad.
-Function forward_and_backward(const Function& f) {
+TensorFunction forward_and_backward(const TensorFunction& f) {
   return [f](const std::vector<Tensor>& inputs) {
     const Tensor y = f(inputs);
     std::vector<Tensor> wrt;
@@ -67,7 +67,7 @@ struct Tally {
 };
 
 // Runs one case; returns "" when it behaved, else what went wrong.
-std::string run_case(const Function& f, const std::vector<Tensor>& inputs, const std::string& op,
+std::string run_case(const TensorFunction& f, const std::vector<Tensor>& inputs, const std::string& op,
                      Tally& tally) {
   ++tally.cases;
   try {

@@ -279,13 +279,13 @@ TEST(Checker, TheCallersTensorsAreNotWrittenTo) {
 
 // ---- error paths ----
 
-const Function square = [](const std::vector<Tensor>& in) { return in[0] * in[0]; };
-const Function returns_int64 = [](const std::vector<Tensor>&) { return int64_tensor({1}); };
-const Function returns_nothing = [](const std::vector<Tensor>&) { return Tensor(); };
+const TensorFunction square = [](const std::vector<Tensor>& in) { return in[0] * in[0]; };
+const TensorFunction returns_int64 = [](const std::vector<Tensor>&) { return int64_tensor({1}); };
+const TensorFunction returns_nothing = [](const std::vector<Tensor>&) { return Tensor(); };
 
 TEST(CheckerErrors, GradcheckGradgradcheckAndJacobianNameThemselves) {
   const Tensor x = tensor({1.0, 2.0}, f64);
-  using Check = std::function<void(const Function&, const std::vector<Tensor>&)>;
+  using Check = std::function<void(const TensorFunction&, const std::vector<Tensor>&)>;
   const std::vector<std::pair<std::string, Check>> checks = {
       {"gradcheck", [](const auto& f, const auto& in) { gradcheck(f, in); }},
       {"gradgradcheck", [](const auto& f, const auto& in) { gradgradcheck(f, in); }},

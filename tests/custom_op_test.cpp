@@ -5,7 +5,7 @@
 #include <cmath>
 #include <utility>
 
-#include "autograd/gtest.h"
+#include "tools/gtest.h"
 #include "tapegrad.h"
 
 namespace tg {
@@ -267,7 +267,7 @@ TEST(Localisation, NamesTheWrongOpAndItsLineInAFunctionOfSixOps) {
   const Tensor w = randn({3}, gen, f64);
   const Tensor c = randn({2, 1}, gen, f64);
   const unsigned line = __LINE__ + 2;
-  const Function f = [](const std::vector<Tensor>& in) {
+  const TensorFunction f = [](const std::vector<Tensor>& in) {
     const Tensor h = swish_dropped_term(a_b_squared(in[0], in[1]));
     return sum(tanh(h * 0.5 + in[2]));
   };

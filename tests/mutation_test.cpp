@@ -28,16 +28,13 @@ const char* mutation_name(Mutation m) {
 
 // Corrupts every rule call while installed: the op under test is the only op its registered
 // function records, so every call is a call of its rule.
-class Mutant : public detail::RuleInterceptor {
+class Mutant : public detail::Hook {
  public:
-  Mutant(Mutation mutation, std::size_t input) : mutation_(mutation), input_(input) {
-    detail::set_rule_interceptor(this);
-  }
-  ~Mutant() override { detail::set_rule_interceptor(nullptr); }
+  Mutant(Mutation mutation, std::size_t input) : mutation_(mutation), input_(input) {}
   Mutant(const Mutant&) = delete;
   Mutant& operator=(const Mutant&) = delete;
 
-  void before(const detail::OpBase&, Tensor& grad_output) override {
+  void before_rule(const detail::OpBase&, Tensor& grad_output) override {
     // The VJP is Σₖ gₖ ∂yₖ/∂x: dropping the term of the largest cotangent element.
     if (mutation_ != Mutation::drop_term || grad_output.numel() == 0) return;
     NoGradGuard no_grad;
@@ -53,7 +50,7 @@ class Mutant : public detail::RuleInterceptor {
     grad_output = dropped;
   }
 
-  void after(const detail::OpBase&, std::span<Tensor> grads) override {
+  void after_rule(const detail::OpBase&, std::span<Tensor> grads) override {
     if (input_ >= grads.size() || !grads[input_].defined()) return;
     NoGradGuard no_grad;
     Tensor& g = grads[input_];
@@ -78,6 +75,7 @@ class Mutant : public detail::RuleInterceptor {
  private:
   Mutation mutation_;
   std::size_t input_;
+  detail::HookScope installed_{*this};
 };
 
 // An input whose derivative is zero on every sample (pow(x, 0)) has a zero gradient, and a
@@ -125,7 +123,7 @@ TEST(Mutation, GradcheckRejectsEveryCorruptedRuleOfEveryRegisteredOp) {
       bool caught = false;
       for (const OpSample& sample : samples) {
         try {
-          const Mutant mutant(mutation, input);
+          Mutant mutant(mutation, input);
           caught = !gradcheck(op.function, sample.inputs, {.localize = false}).passed;
         } catch (const Error&) {
           caught = true;  // the engine's own shape or dtype check rejected the gradient

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <functional>
 
-#include "autograd/gtest.h"
+#include "tools/gtest.h"
 #include "tapegrad.h"
 
 namespace tg {

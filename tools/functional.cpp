@@ -1,7 +1,7 @@
-#include "autograd/functional.h"
+#include "tools/functional.h"
 
-#include "autograd/gradcheck.h"
 #include "ops/ops.h"
+#include "tools/gradcheck.h"
 
 namespace tg {
 namespace {
@@ -54,7 +54,7 @@ Tensor recorded_grad(const Tensor& y, const Tensor& wrt, const Tensor& cotangent
 
 Tensor hessian(const UnaryFunction& f, const Tensor& x) {
   check_point(x, "hessian");
-  const Function gradient = [f](const std::vector<Tensor>& in) {
+  const TensorFunction gradient = [f](const std::vector<Tensor>& in) {
     GradModeGuard grad_on(true);
     const Tensor g = recorded_grad(scalar_output(f, in[0], "hessian"), in[0], Tensor());
     return reshape(g, {g.numel()});

@@ -1,4 +1,4 @@
-#include "autograd/gradcheck.h"
+#include "tools/gradcheck.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -70,7 +70,7 @@ Prepared prepare(const std::vector<Tensor>& inputs, bool to_f64, const char* wha
   return p;
 }
 
-Tensor evaluate(const Function& f, const std::vector<Tensor>& inputs, const char* what) {
+Tensor evaluate(const TensorFunction& f, const std::vector<Tensor>& inputs, const char* what) {
   Tensor y = f(inputs);
   if (!y.defined())
     fail("{}: the function must return a floating tensor, got an undefined one", what);
@@ -107,7 +107,7 @@ std::vector<std::vector<double>> reverse_jacobian(const Tensor& y, const Prepare
 
 // Numeric Jacobian columns: perturbs each element of each differentiated input of p, which are
 // float64 leaves of their own: writing to them must not touch tensors a recorded graph saved.
-std::vector<std::vector<double>> numeric_jacobian(const Function& f, Prepared& p,
+std::vector<std::vector<double>> numeric_jacobian(const TensorFunction& f, Prepared& p,
                                                   std::int64_t outputs, double eps) {
   NoGradGuard no_grad;
   std::vector<std::vector<double>> jacobians;
@@ -202,7 +202,7 @@ void check_backward_properties(GradcheckResult& result, const Tensor& y, const P
   }
 }
 
-GradcheckResult check_function(const Function& f, const std::vector<Tensor>& inputs,
+GradcheckResult check_function(const TensorFunction& f, const std::vector<Tensor>& inputs,
                                const GradcheckOptions& options) {
   // Separate leaves: the numeric Jacobian writes to its own, never to ones y's graph saved.
   Prepared numeric = prepare(inputs, true, "gradcheck");
@@ -316,8 +316,8 @@ GradcheckResult check_function(const Function& f, const std::vector<Tensor>& inp
 }
 
 // Re-checks every entry the function records, on its own, at its recorded inputs.
-void localize(const Function& f, const std::vector<Tensor>& inputs, const GradcheckOptions& options,
-              GradcheckResult& result) {
+void localize(const TensorFunction& f, const std::vector<Tensor>& inputs,
+              const GradcheckOptions& options, GradcheckResult& result) {
   GradcheckOptions each = options;
   each.localize = false;
   const Prepared p = prepare(inputs, !options.keep_input_dtype, "gradcheck");
@@ -351,7 +351,7 @@ void localize(const Function& f, const std::vector<Tensor>& inputs, const Gradch
 
 }  // namespace
 
-std::vector<Tensor> jacobian(const Function& f, const std::vector<Tensor>& inputs) {
+std::vector<Tensor> jacobian(const TensorFunction& f, const std::vector<Tensor>& inputs) {
   const Prepared p = prepare(inputs, false, "jacobian", true);
   Tape tape;
   GradModeGuard grad_on(true);
@@ -365,14 +365,14 @@ std::vector<Tensor> jacobian(const Function& f, const std::vector<Tensor>& input
   return result;
 }
 
-GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
+GradcheckResult gradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options) {
   GradcheckResult result = check_function(f, inputs, options);
   if (!result.passed && options.localize) localize(f, inputs, options, result);
   return result;
 }
 
-GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inputs,
+GradcheckResult gradgradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options) {
   const Prepared p = prepare(inputs, !options.keep_input_dtype, "gradgradcheck");
   Tensor output;
@@ -386,7 +386,7 @@ GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inpu
   const std::vector<std::size_t> differentiated = p.differentiated;
 
   // (inputs, v) ↦ the VJPs vᵀJ, flattened and concatenated into one vector.
-  const Function first_derivative = [f, differentiated](const std::vector<Tensor>& in) {
+  const TensorFunction first_derivative = [f, differentiated](const std::vector<Tensor>& in) {
     GradModeGuard grad_on(true);
     const std::vector<Tensor> primal(in.begin(), in.end() - 1);
     const Tensor y = f(primal);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/factories.h"
 #include "autograd/tape.h"
 
 namespace tg {
@@ -78,18 +79,18 @@ struct GradcheckResult {
 // output element. Non-floating inputs (labels, indices) get an undefined tensor. The inputs are
 // not modified and their grad() not touched. Errors: an undefined input, no floating input, an
 // output that is not a floating tensor.
-std::vector<Tensor> jacobian(const Function& f, const std::vector<Tensor>& inputs);
+std::vector<Tensor> jacobian(const TensorFunction& f, const std::vector<Tensor>& inputs);
 
 // Compares the reverse-mode Jacobian of f with central finite differences. Differentiates the
 // inputs that require grad, or every floating input when none does; int64 inputs are constants.
 // Errors, rather than a check that cannot fail: an undefined input, nothing to differentiate,
 // an output that is not a floating tensor.
-GradcheckResult gradcheck(const Function& f, const std::vector<Tensor>& inputs,
+GradcheckResult gradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
 
 // gradcheck of the map (inputs, v) ↦ vᵀJ_f(inputs), computed by a backward with create_graph:
 // checks the second derivatives, i.e. that every backward rule is itself differentiable.
-GradcheckResult gradgradcheck(const Function& f, const std::vector<Tensor>& inputs,
+GradcheckResult gradgradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options = {});
 
 }  // namespace tg

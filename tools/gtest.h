@@ -3,7 +3,7 @@
 // gradcheck report, naming the input element, output element, analytic and numeric values.
 #include <gtest/gtest.h>
 
-#include "autograd/gradcheck.h"
+#include "tools/gradcheck.h"
 
 namespace tg::testing {
 

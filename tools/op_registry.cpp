@@ -1,4 +1,4 @@
-#include "autograd/registry.h"
+#include "tools/op_registry.h"
 
 #include <fmt/format.h>
 

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "autograd/gradcheck.h"
 #include "autograd/tape.h"
+#include "tools/gradcheck.h"
 
 namespace tg {
 
@@ -19,7 +19,7 @@ struct OpSample {
 
 struct OpRegistration {
   std::string name;
-  Function function;
+  TensorFunction function;
   // Samples in the given floating dtype, from a fixed seed.
   std::function<std::vector<OpSample>(DType dtype)> samples;
   // Optional: for each input, d output / d input as a [output.numel(), input.numel()] float64

@@ -1,4 +1,4 @@
-#include <autograd/gtest.h>
+#include <tools/gtest.h>
 #include <tapegrad.h>
 
 // softplus(x) = log(1 + eˣ) in its stable form; its derivative is sigmoid(x).
@@ -14,7 +14,7 @@ const tg::CustomOp softplus{"softplus", "dx = g ⊙ sigmoid(x)", softplus_forwar
 TEST(Softplus, BackwardRuleIsRight) {
   tg::Generator gen(0);
   const tg::Tensor x = tg::randn({3, 4}, gen, tg::f64) * 10.0;
-  const tg::Function f = [](const std::vector<tg::Tensor>& in) { return softplus(in[0]); };
+  const tg::TensorFunction f = [](const std::vector<tg::Tensor>& in) { return softplus(in[0]); };
   EXPECT_GRADCHECK(f, {x});                                          // float64
   EXPECT_GRADCHECK(f, {x.to(tg::f32)}, {.keep_input_dtype = true});  // the float32 rule
   EXPECT_GRADGRADCHECK(f, {x});                                      // second order

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "autograd/gtest.h"
+#include "tools/gtest.h"
 #include "tapegrad.h"
 
 namespace tg::nn {

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "autograd/gtest.h"
+#include "tools/gtest.h"
 #include "tapegrad.h"
 
 namespace tg {
