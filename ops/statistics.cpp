@@ -6,9 +6,12 @@
 //   std           y = √var                   composed (NaN gradient for a constant slice, as
 //   PyTorch) prod          y = Πₐ x                   dx = g ⊙ Π_{j≠k} xⱼ  (exact with zeros in x)
 //   cumsum        yₖ = Σ_{j≤k} xⱼ            dx = reverse cumsum of g
-//   norm(p)       p = 1: Σ|x|; p = 2: √Σx²; p = ∞: max |x|
-//                 p = 2: dx = g ⊙ x / y, 0 where y = 0 (as PyTorch; its second derivative there is
-//                 0 too, where PyTorch's is NaN); p = 1, ∞ composed
+//   norm(p)       p = 1: Σ|x|       dx = g ⊙ sgn x
+//                 p = 2: √Σx²       dx = g ⊙ x / y, 0 where y = 0 (as PyTorch; the second
+//                                   derivative there is 0 too, where PyTorch's is NaN)
+//                 p = ∞: max |x|    dx = g ⊙ sgn x, split among the ties of |x| (as PyTorch)
+//
+// prod and norm are one tape entry each, over an axis or over every element.
 //
 // A NaN in a slice makes amax and amin NaN with a NaN gradient for the whole slice, as in PyTorch.
 #include <cmath>
@@ -30,16 +33,22 @@ struct AxisAttrs {
 Tensor amax_forward(ForwardContext& ctx, const AxisAttrs& a) {
   return max(ctx.input(0), a.axis, a.keepdim);
 }
-// The tie mask is a constant: the rule is linear in g, and amax is piecewise linear in x.
+// [v = m] / #ties along the axis, for m the reduced value broadcast against v: a constant, so a
+// rule using it is linear in g (amax is piecewise linear in x). A NaN maximum has no ties: 0/0.
+Tensor tie_shares(const Tensor& v, const Tensor& m, int axis) {
+  const Tensor ties =
+      detail::map_binary(v.detach(), m.detach(), "amax", [](const auto& a, const auto& b) {
+        using T = typename std::decay_t<decltype(a)>::Scalar;
+        return (a == b).template cast<T>();
+      });
+  return ties / sum(ties, axis, true);
+}
+
 void amax_backward(BackwardContext& ctx, const AxisAttrs& a) {
   const Tensor& x = ctx.input(0);
-  const Tensor y = detail::unsqueeze_reduced(ctx.output().detach(), x.shape(), a.axis, a.keepdim);
-  const Tensor ties = detail::map_binary(x.detach(), y, "amax", [](const auto& v, const auto& m) {
-    using T = typename std::decay_t<decltype(v)>::Scalar;
-    return (v == m).template cast<T>();
-  });
+  const Tensor y = detail::unsqueeze_reduced(ctx.output(), x.shape(), a.axis, a.keepdim);
   const Tensor g = detail::unsqueeze_reduced(ctx.grad_output(), x.shape(), a.axis, a.keepdim);
-  ctx.set_grad(0, g * (ties / sum(ties, a.axis, true)));
+  ctx.set_grad(0, g * tie_shares(x, y, a.axis));
 }
 const Op<AxisAttrs> kAmax{"amax", "dx = g ⊙ [x = y] / #ties", amax_forward, amax_backward};
 
@@ -91,26 +100,47 @@ Tensor products_of_others(const Tensor& x, int axis) {
   });
 }
 
-Tensor prod_forward(ForwardContext& ctx, const AxisAttrs& a) {
-  return product_over_axis(ctx.input(0), a.axis, a.keepdim);
+// A reduction over one axis, or over every element (`all`: axis 0 of the flattened input, a
+// scalar result). One tape entry either way.
+struct ReduceAttrs {
+  int axis;
+  bool keepdim;
+  bool all;
+};
+
+// The input as the reduction sees it, the gradient g and the output broadcast against that view,
+// and a gradient of the view back in the input's shape.
+Tensor view_of(const Tensor& x, const ReduceAttrs& a) {
+  return a.all ? reshape(x, Shape{x.numel()}) : x;
+}
+Tensor spread(const Tensor& g, const Tensor& view, const ReduceAttrs& a) {
+  return detail::unsqueeze_reduced(g, view.shape(), a.axis, a.keepdim);
+}
+Tensor back_to(const Tensor& dview, const Tensor& x, const ReduceAttrs& a) {
+  return a.all ? reshape(dview, x.shape()) : dview;
+}
+
+Tensor prod_forward(ForwardContext& ctx, const ReduceAttrs& a) {
+  return product_over_axis(view_of(ctx.input(0), a), a.axis, a.keepdim);
 }
 // Under create_graph, Π_{j≠k} xⱼ is the product over j of the matrix Xₖⱼ = xⱼ (j ≠ k), 1 (j = k),
 // built with ops: differentiable again, also at zeros, at O(n²) memory per slice.
-void prod_backward(BackwardContext& ctx, const AxisAttrs& a) {
+void prod_backward(BackwardContext& ctx, const ReduceAttrs& a) {
   const Tensor& x = ctx.input(0);
-  const Tensor g = detail::unsqueeze_reduced(ctx.grad_output(), x.shape(), a.axis, a.keepdim);
+  const Tensor v = view_of(x, a);
+  const Tensor g = spread(ctx.grad_output(), v, a);
   if (!ctx.create_graph() || x.numel() == 0) {
-    return ctx.set_grad(0, g * products_of_others(x.detach(), a.axis));
+    return ctx.set_grad(0, back_to(g * products_of_others(v.detach(), a.axis), x, a));
   }
-  const std::int64_t n = x.shape()[a.axis];
-  std::vector<std::int64_t> eye_dims(std::size_t(x.rank() + 1), 1);
+  const std::int64_t n = v.shape()[a.axis];
+  std::vector<std::int64_t> eye_dims(std::size_t(v.rank() + 1), 1);
   eye_dims[std::size_t(a.axis)] = n;
   eye_dims[std::size_t(a.axis) + 1] = n;
   const Tensor identity = reshape(eye(n, n, x.dtype()), eye_dims);
-  const Tensor others = prod(unsqueeze(x, a.axis) * (1.0 - identity) + identity, a.axis + 1);
-  ctx.set_grad(0, g * others);
+  const Tensor others = prod(unsqueeze(v, a.axis) * (1.0 - identity) + identity, a.axis + 1);
+  ctx.set_grad(0, back_to(g * others, x, a));
 }
-const Op<AxisAttrs> kProd{"prod", "dx = g ⊙ Π_{j≠k} xⱼ", prod_forward, prod_backward};
+const Op<ReduceAttrs> kProd{"prod", "dx = g ⊙ Π_{j≠k} xⱼ", prod_forward, prod_backward};
 
 struct CumsumAttrs {
   int axis;
@@ -145,22 +175,39 @@ void cumsum_backward(BackwardContext& ctx, const CumsumAttrs& a) {
   ctx.set_grad(0, kCumsum({a.axis, !a.reverse}, SourceLocation::current(), ctx.grad_output()));
 }
 
-Tensor norm2_forward(ForwardContext& ctx, const AxisAttrs& a) {
-  const Tensor& x = ctx.input(0);
-  return sqrt(sum(x * x, a.axis, a.keepdim));
+struct NormAttrs {
+  ReduceAttrs reduce;
+  double p;  // 1, 2 or inf
+};
+Tensor norm_forward(ForwardContext& ctx, const NormAttrs& a) {
+  const Tensor v = view_of(ctx.input(0), a.reduce);
+  const int axis = a.reduce.axis;
+  if (a.p == 1) return sum(abs(v), axis, a.reduce.keepdim);
+  if (a.p == 2) return sqrt(sum(v * v, axis, a.reduce.keepdim));
+  return max(abs(v), axis, a.reduce.keepdim);
 }
-// Where the norm is 0 the gradient is 0, PyTorch's choice of subgradient (x / y would be 0/0).
-void norm2_backward(BackwardContext& ctx, const AxisAttrs& a) {
+// p = 1: g ⊙ sgn x. p = 2: g ⊙ x / y, 0 where y = 0 (PyTorch's choice of subgradient where x / y is
+// 0/0). p = ∞: g ⊙ sgn x split among the entries with |x| = y. sgn and the masks are constants.
+void norm_backward(BackwardContext& ctx, const NormAttrs& a) {
   const Tensor& x = ctx.input(0);
-  const Tensor y = detail::unsqueeze_reduced(ctx.output(), x.shape(), a.axis, a.keepdim);
-  const Tensor zero = detail::mask_where(y.detach(), "norm", [](auto v) { return v == 0; });
-  const Tensor g = detail::unsqueeze_reduced(ctx.grad_output(), x.shape(), a.axis, a.keepdim);
-  ctx.set_grad(0, g * x / (y + zero) * (1.0 - zero));
+  const Tensor v = view_of(x, a.reduce);
+  const Tensor g = spread(ctx.grad_output(), v, a.reduce);
+  const Tensor y = spread(ctx.output(), v, a.reduce);
+  if (a.p == 1) return ctx.set_grad(0, back_to(g * sign(v.detach()), x, a.reduce));
+  if (a.p == INFINITY) {
+    const Tensor share = tie_shares(abs(v.detach()), y, a.reduce.axis);
+    return ctx.set_grad(0, back_to(g * sign(v.detach()) * share, x, a.reduce));
+  }
+  const Tensor zero = detail::mask_where(y.detach(), "norm", [](auto n) { return n == 0; });
+  ctx.set_grad(0, back_to(g * v / (y + zero) * (1.0 - zero), x, a.reduce));
 }
-const Op<AxisAttrs> kNorm2{"norm", "dx = g ⊙ x / y (0 where y = 0)", norm2_forward, norm2_backward};
+const Op<NormAttrs> kNorm{"norm", "dx = g ⊙ sgn x (p = 1), g ⊙ x / y (p = 2), g ⊙ sgn x at max |x|",
+                          norm_forward, norm_backward};
 
-Tensor flat(const Tensor& x, const SourceLocation& location) {
-  return reshape(x, Shape{x.numel()}, location);
+void check_p(double p, const SourceLocation& location) {
+  if (p != 1 && p != 2 && p != INFINITY) {
+    detail::fail_at("norm", location, "p = {} is not supported: expected 1, 2 or inf", p);
+  }
 }
 
 }  // namespace
@@ -188,7 +235,7 @@ Tensor var(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
   return sum(d * d, a, keepdim, location) / divisor;
 }
 Tensor var(const Tensor& x, SourceLocation location) {
-  return var(flat(x, location), 0, 1.0, false, location);
+  return var(reshape(x, Shape{x.numel()}, location), 0, 1.0, false, location);
 }
 
 // ‖x − x̄‖ / √(n − c): the 2-norm's gradient is 0 where the norm is, so a constant slice has
@@ -200,14 +247,16 @@ Tensor std(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
   return norm(x - mean(x, a, true, location), 2.0, a, keepdim, location) / std::sqrt(divisor);
 }
 Tensor std(const Tensor& x, SourceLocation location) {
-  return std(flat(x, location), 0, 1.0, false, location);
+  const double divisor = std::max(0.0, double(x.numel()) - 1.0);
+  return norm(x - mean(x, location), 2.0, location) / std::sqrt(divisor);
 }
 
 Tensor prod(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
-  return kProd({detail::checked_axis(axis, x.rank(), "prod", location), keepdim}, location, x);
+  return kProd({detail::checked_axis(axis, x.rank(), "prod", location), keepdim, false}, location,
+               x);
 }
 Tensor prod(const Tensor& x, SourceLocation location) {
-  return prod(flat(x, location), 0, false, location);
+  return kProd({0, false, true}, location, x);
 }
 
 Tensor cumsum(const Tensor& x, std::int64_t axis, SourceLocation location) {
@@ -216,13 +265,12 @@ Tensor cumsum(const Tensor& x, std::int64_t axis, SourceLocation location) {
 
 Tensor norm(const Tensor& x, double p, std::int64_t axis, bool keepdim, SourceLocation location) {
   const int a = detail::checked_axis(axis, x.rank(), "norm", location);
-  if (p == 1) return sum(abs(x, location), a, keepdim, location);
-  if (p == 2) return kNorm2({a, keepdim}, location, x);
-  if (p == INFINITY) return amax(abs(x, location), a, keepdim, location);
-  detail::fail_at("norm", location, "p = {} is not supported: expected 1, 2 or inf", p);
+  check_p(p, location);
+  return kNorm({{a, keepdim, false}, p}, location, x);
 }
 Tensor norm(const Tensor& x, double p, SourceLocation location) {
-  return norm(flat(x, location), p, 0, false, location);
+  check_p(p, location);
+  return kNorm({{0, false, true}, p}, location, x);
 }
 
 namespace detail {
