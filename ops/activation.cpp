@@ -10,7 +10,6 @@
 //   elu       y = x or α(eˣ − 1)           dx = g ⊙ (1 if x > 0 else αeˣ)
 #include <cmath>
 
-#include "autograd/tape.h"
 #include "ops/everyday.h"
 #include "ops/kernels.h"
 #include "ops/registrations.h"

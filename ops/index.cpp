@@ -16,7 +16,6 @@
 #include <array>
 #include <cmath>
 
-#include "autograd/tape.h"
 #include "ops/everyday.h"
 #include "ops/kernels.h"
 #include "ops/registrations.h"

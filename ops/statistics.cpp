@@ -17,7 +17,6 @@
 #include <cmath>
 #include <string>
 
-#include "autograd/tape.h"
 #include "ops/everyday.h"
 #include "ops/kernels.h"
 #include "ops/registrations.h"

@@ -428,11 +428,7 @@ TEST(Everyday, FactoriesMatchPyTorch) {
 const OpRegistry& everyday_registry() {
   static const OpRegistry registry = [] {
     OpRegistry r;
-    detail::register_index_ops(r);
-    detail::register_view_ops(r);
-    detail::register_statistics_ops(r);
-    detail::register_activation_ops(r);
-    detail::register_regression_loss_ops(r);
+    detail::register_everyday_ops(r);
     return r;
   }();
   return registry;
