@@ -211,18 +211,34 @@ void check_p(double p, const SourceLocation& location) {
 
 }  // namespace
 
+namespace {
+
+// An axis to take an extreme over: it has no identity, so an empty axis is an error (PyTorch's
+// too).
+int extreme_axis(const Tensor& x, std::int64_t axis, const char* op,
+                 const SourceLocation& location) {
+  const int a = detail::checked_axis(axis, x.rank(), op, location);
+  if (x.shape()[a] == 0) {
+    detail::fail_at(op, location, "cannot reduce over axis {} of size 0 (shape {})", a,
+                    x.shape().str());
+  }
+  return a;
+}
+
+}  // namespace
+
 Tensor amax(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
-  return kAmax({detail::checked_axis(axis, x.rank(), "amax", location), keepdim}, location, x);
+  return kAmax({extreme_axis(x, axis, "amax", location), keepdim}, location, x);
 }
 
 Tensor amin(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
-  detail::checked_axis(axis, x.rank(), "amin", location);
-  return neg(amax(neg(x, location), axis, keepdim, location), location);
+  const int a = extreme_axis(x, axis, "amin", location);
+  return neg(amax(neg(x, location), a, keepdim, location), location);
 }
 
 Tensor min(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
-  detail::checked_axis(axis, x.rank(), "min", location);
-  return neg(max(neg(x, location), axis, keepdim, location), location);
+  const int a = extreme_axis(x, axis, "min", location);
+  return neg(max(neg(x, location), a, keepdim, location), location);
 }
 
 Tensor var(const Tensor& x, std::int64_t axis, double correction, bool keepdim,

@@ -278,6 +278,12 @@ TEST(Everyday, AmaxAndAminSplitTheGradientAmongTies) {
   const Tensor with_nan = tensor({1, kNaN, 2}, f64);
   expect_values(amax(with_nan, 0), {kNaN});
   expect_values(gradient([](const Tensor& v) { return amax(v, 0); }, with_nan), {kNaN, kNaN, kNaN});
+  expect_error_containing([] { amin(zeros({2, 0}), -1); }, "amin (" __FILE__);
+  expect_error_containing(
+      [] {
+        min(zeros({0, 2}), 0);
+      },
+      "cannot reduce over axis 0 of size 0 (shape [0, 2])");
 }
 
 TEST(Everyday, ProdGradientIsRightWithZeros) {
