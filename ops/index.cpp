@@ -65,15 +65,20 @@ constexpr auto kSmaller = [](auto v, auto best) {
 void check_indices(const Tensor& index, int axis, std::int64_t size, const char* op,
                    const SourceLocation& location) {
   const std::int64_t* idx = index.data<std::int64_t>();
+  // One unsigned comparison per index (negatives wrap to huge), a loop that vectorises; the
+  // culprit is looked for only when there is one.
+  bool any_bad = false;
   for (std::int64_t k = 0; k < index.numel(); ++k) {
-    if (idx[k] < 0 || idx[k] >= size) {
-      detail::fail_at(op, location,
-                      "index {} at position [{}] of the index is out of range for axis {} of size "
-                      "{} (expected 0 to {})",
-                      idx[k], fmt::join(unravel_index(k, index.shape()), ", "), axis, size,
-                      size - 1);
-    }
+    any_bad |= std::uint64_t(idx[k]) >= std::uint64_t(size);
   }
+  if (!any_bad) return;
+  const std::int64_t k = std::find_if(idx, idx + index.numel(),
+                                      [size](std::int64_t i) { return i < 0 || i >= size; }) -
+                         idx;
+  detail::fail_at(op, location,
+                  "index {} at position [{}] of the index is out of range for axis {} of size {} "
+                  "(expected 0 to {})",
+                  idx[k], fmt::join(unravel_index(k, index.shape()), ", "), axis, size, size - 1);
 }
 
 std::array<std::int64_t, Shape::kMaxRank> strides_of(const Shape& shape) {
@@ -95,15 +100,22 @@ void walk_index(const Shape& index, const Shape& data, const Shape& other, int a
   const std::int64_t n = index.numel();
   if (n == 0) return;
   const int rank = index.rank();
+  if (rank == 0) return fn(0, 0, 0);
   std::array<std::int64_t, Shape::kMaxRank> data_strides = strides_of(data);
   const std::array<std::int64_t, Shape::kMaxRank> other_strides = strides_of(other);
   data_strides[std::size_t(axis)] = 0;
+  // Rows of the last dimension in a plain loop; an odometer over the dimensions before it.
+  const std::size_t last = std::size_t(rank - 1);
+  const std::int64_t length = index[rank - 1];
   std::array<std::int64_t, Shape::kMaxRank> at{};
   std::int64_t data_offset = 0;
   std::int64_t other_offset = 0;
-  for (std::int64_t k = 0; k < n; ++k) {
-    fn(k, data_offset, other_offset);
-    for (int d = rank - 1; d >= 0; --d) {
+  for (std::int64_t row = 0; row < n / length; ++row) {
+    for (std::int64_t j = 0; j < length; ++j) {
+      fn(row * length + j, data_offset + j * data_strides[last],
+         other_offset + j * other_strides[last]);
+    }
+    for (int d = rank - 2; d >= 0; --d) {
       const std::size_t u = std::size_t(d);
       data_offset += data_strides[u];
       other_offset += other_strides[u];
