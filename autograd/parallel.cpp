@@ -111,7 +111,7 @@ class FreeCores {
  public:
   FreeCores()
       : fd_(open("/proc/loadavg", O_RDONLY | O_CLOEXEC)),
-        cores_(int(sysconf(_SC_NPROCESSORS_ONLN))) {}
+        cores_(std::max(1, int(sysconf(_SC_NPROCESSORS_ONLN)))) {}
   ~FreeCores() {
     if (fd_ >= 0) close(fd_);
   }
