@@ -36,6 +36,13 @@ TEST(Sequential, BuiltFromModulesInOneExpression) {
             std::vector<std::string>({"0.weight", "0.bias", "2.weight", "2.bias"}));
   const Tensor x = randn({5, 4}, gen, f64);
   EXPECT_EQ(model(x).to_vector(), last->forward(relu(first(x))).to_vector());
+  // Indexed as libtorch's: seq[i], and seq->ptr<T>(i) as at<T>(i).
+  EXPECT_EQ(model[0], first.ptr());
+  EXPECT_EQ(model.at<Linear>(-1), last);
+  EXPECT_EQ(error_of([&] { model.at<Linear>(1); }),
+            "Sequential: the module is ReLU(), not a Linear");
+  EXPECT_EQ(error_of([&] { model[-4]; }),
+            "Sequential: index -4 is out of range for a list of 3 modules");
   // As a holder itself, the way libtorch's Sequential is used.
   ModuleHolder<Sequential> held(ModuleHolder<Linear>(4, 3, true, gen, f64), ModuleHolder<Tanh>());
   EXPECT_EQ(held(x).shape(), Shape({5, 3}));

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <functional>
 
-#include "expect_error.h"
+#include "../expect_error.h"
 #include "tapegrad.h"
 
 namespace tg {
