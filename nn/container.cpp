@@ -91,19 +91,6 @@ std::string Unflatten::describe() const {
                      sizes_.size() == 1 ? "," : "");
 }
 
-ModuleList& ModuleList::push_back(std::shared_ptr<Module> module) {
-  register_module(std::to_string(size()), std::move(module));
-  return *this;
-}
-
-std::shared_ptr<Module> ModuleList::operator[](std::int64_t index) const {
-  const auto n = std::int64_t(size());
-  if (index < -n || index >= n) {
-    fail("ModuleList: index {} is out of range for a list of {} modules", index, n);
-  }
-  return children()[std::size_t(index < 0 ? index + n : index)].second;
-}
-
 Tensor ModuleList::forward(const Tensor&) {
   fail("ModuleList: has no forward; call the modules it holds");
 }

@@ -45,28 +45,10 @@ class Unflatten : public Module {
 };
 
 // Submodules in a list, named "0", "1", ...: registered, so their parameters are the list's, but
-// with no forward of its own (calling it is an error, as in PyTorch).
-class ModuleList : public Module {
+// with no forward of its own (calling it is an error, as in PyTorch). Indexed as Sequential.
+class ModuleList : public ModuleSequence<ModuleList> {
  public:
-  ModuleList() = default;
-  template <ModuleHandle... Modules>
-  requires(sizeof...(Modules) > 0) explicit ModuleList(const Modules&... modules) {
-    (push_back(as_module(modules)), ...);
-  }
-  ModuleList& push_back(std::shared_ptr<Module> module);
-  template <class M>
-  ModuleList& push_back(const ModuleHolder<M>& module) {
-    return push_back(as_module(module));
-  }
-  std::size_t size() const { return children().size(); }
-  bool empty() const { return children().empty(); }
-  // The module at `index`; out of range is an error (negative counts from the end, as Python's).
-  std::shared_ptr<Module> operator[](std::int64_t index) const;
-  // The same as an M: an error if it is not one.
-  template <class M>
-  std::shared_ptr<M> at(std::int64_t index) const {
-    return detail::module_as<M>((*this)[index], "ModuleList");
-  }
+  using ModuleSequence::ModuleSequence;
   Tensor forward(const Tensor& input) override;
   std::string describe() const override { return "ModuleList"; }
 };

@@ -39,8 +39,17 @@ void fail_empty_holder(const std::type_info& type) {
        class_name(type));
 }
 
-void fail_module_type(const Module& module, const std::type_info& wanted, const char* container) {
+void fail_module_type(const Module& module, const std::type_info& wanted,
+                      const std::string& container) {
   fail("{}: the module is {}, not a {}", container, module.describe(), class_name(wanted));
+}
+
+std::shared_ptr<Module> module_at(const Module& container, std::int64_t index) {
+  const auto n = std::int64_t(container.children().size());
+  if (index < -n || index >= n) {
+    fail("{}: index {} is out of range for a list of {} modules", container.describe(), index, n);
+  }
+  return container.children()[std::size_t(index < 0 ? index + n : index)].second;
 }
 
 }  // namespace detail
@@ -367,11 +376,6 @@ std::string ActivationModule::describe() const {
       return "Softplus()";
   }
   return "?";
-}
-
-Sequential& Sequential::push_back(std::shared_ptr<Module> module) {
-  register_module(std::to_string(children().size()), std::move(module));
-  return *this;
 }
 
 Tensor Sequential::forward(const Tensor& input) {

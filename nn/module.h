@@ -125,10 +125,12 @@ std::ostream& operator<<(std::ostream& out, const Module& module);
 
 namespace detail {
 [[noreturn]] void fail_module_type(const Module& module, const std::type_info& wanted,
-                                   const char* container);
+                                   const std::string& container);
+// The submodule at a position of `container` (negative from the end), or an error.
+std::shared_ptr<Module> module_at(const Module& container, std::int64_t index);
 // `module` as an M, or an error naming the container, the module and M.
 template <class M>
-std::shared_ptr<M> module_as(const std::shared_ptr<Module>& module, const char* container) {
+std::shared_ptr<M> module_as(const std::shared_ptr<Module>& module, const std::string& container) {
   std::shared_ptr<M> typed = std::dynamic_pointer_cast<M>(module);
   if (!typed) fail_module_type(*module, typeid(M), container);
   return typed;
@@ -273,24 +275,44 @@ struct Softplus : ActivationModule {
 
 Tensor activate(const Tensor& x, Activation kind);
 
-class Sequential : public Module {
+// Submodules named by their position, "0", "1", ...: what Sequential and ModuleList share. Self
+// is the container, which push_back returns for chaining.
+template <class Self>
+class ModuleSequence : public Module {
  public:
-  Sequential() = default;
+  ModuleSequence() = default;
   // The modules in one expression, shared_ptrs or holders:
   // Sequential(ModuleHolder<Linear>(4, 8), ModuleHolder<ReLU>(), ModuleHolder<Linear>(8, 2)).
   template <ModuleHandle... Modules>
-  requires(sizeof...(Modules) > 0) explicit Sequential(const Modules&... modules) {
+  requires(sizeof...(Modules) > 0) explicit ModuleSequence(const Modules&... modules) {
     (push_back(as_module(modules)), ...);
   }
-  // Appends a module, named by its position ("0", "1", ...).
-  Sequential& push_back(std::shared_ptr<Module> module);
+  Self& push_back(std::shared_ptr<Module> module) {
+    register_module(std::to_string(size()), std::move(module));
+    return static_cast<Self&>(*this);
+  }
   template <class M>
-  Sequential& push_back(const ModuleHolder<M>& module) {
+  Self& push_back(const ModuleHolder<M>& module) {
     return push_back(as_module(module));
   }
+  std::size_t size() const { return children().size(); }
+  bool empty() const { return children().empty(); }
+  // The module at `index`; out of range is an error (negative counts from the end, as Python's).
+  std::shared_ptr<Module> operator[](std::int64_t index) const {
+    return detail::module_at(*this, index);
+  }
+  // The same as an M: an error if it is not one.
+  template <class M>
+  std::shared_ptr<M> at(std::int64_t index) const {
+    return detail::module_as<M>((*this)[index], describe());
+  }
+};
+
+class Sequential : public ModuleSequence<Sequential> {
+ public:
+  using ModuleSequence::ModuleSequence;
   Tensor forward(const Tensor& input) override;
   std::string describe() const override { return "Sequential"; }
-  std::size_t size() const { return children().size(); }
 };
 
 // Linear layers of the given sizes with an activation between them (none after the last):

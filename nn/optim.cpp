@@ -105,13 +105,8 @@ SGD::SGD(std::vector<Tensor> parameters, SGDOptions options)
     : SGD({{.params = std::move(parameters), .options = options}}, options) {}
 
 SGD::SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults)
-    : SGD(detail::split_groups(std::move(groups), defaults)) {}
-
-SGD::SGD(std::pair<std::vector<std::vector<Tensor>>, std::vector<SGDOptions>> groups)
-    : Optimizer(groups.first, detail::lrs_of(groups.second), "SGD"),
-      options_(std::move(groups.second)),
-      momentum_(parameters_.size()) {
-  for (const SGDOptions& o : options_) {
+    : GroupedOptimizer(std::move(groups), defaults, "SGD"), momentum_(parameters_.size()) {
+  for (const SGDOptions& o : group_options()) {
     require(o.momentum >= 0, "SGD", "momentum", "≥ 0", o.momentum);
     require(o.weight_decay >= 0, "SGD", "weight_decay", "≥ 0", o.weight_decay);
     if (o.nesterov && (o.momentum <= 0 || o.dampening != 0)) {
@@ -128,7 +123,7 @@ void SGD::step() {
     Tensor& p = parameters_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    const SGDOptions& o = options_[group_of(i)];
+    const SGDOptions& o = options_of(i);
     const double lr = lr_of(i);
     dispatch_floating(p.dtype(), "SGD", [&]<class T>() {
       auto w = values<T>(p);
@@ -159,16 +154,14 @@ Adam::Adam(std::vector<Tensor> parameters, AdamOptions options)
     : Adam({{.params = std::move(parameters), .options = options}}, options) {}
 
 Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups, AdamOptions defaults)
-    : Adam(detail::split_groups(std::move(groups), defaults), false) {}
+    : Adam(std::move(groups), defaults, false) {}
 
-Adam::Adam(std::pair<std::vector<std::vector<Tensor>>, std::vector<AdamOptions>> groups,
-           bool decoupled)
-    : Optimizer(groups.first, detail::lrs_of(groups.second), decoupled ? "AdamW" : "Adam"),
-      options_(std::move(groups.second)),
+Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups, const AdamOptions& defaults, bool decoupled)
+    : GroupedOptimizer(std::move(groups), defaults, decoupled ? "AdamW" : "Adam"),
       decoupled_(decoupled),
       state_(parameters_.size()) {
   const char* name = decoupled ? "AdamW" : "Adam";
-  for (const AdamOptions& o : options_) {
+  for (const AdamOptions& o : group_options()) {
     require(o.eps >= 0, name, "eps", "≥ 0", o.eps);
     require(o.beta1 >= 0 && o.beta1 < 1, name, "beta1", "in [0, 1)", o.beta1);
     require(o.beta2 >= 0 && o.beta2 < 1, name, "beta2", "in [0, 1)", o.beta2);
@@ -181,7 +174,7 @@ void Adam::step() {
     Tensor& p = parameters_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    const AdamOptions& o = options_[group_of(i)];
+    const AdamOptions& o = options_of(i);
     const double lr = lr_of(i);
     State& s = state_[i];
     if (!s.m.defined()) {
@@ -225,11 +218,14 @@ AdamOptions as_adam(const AdamWOptions& o) {
           .amsgrad = o.amsgrad};
 }
 
-std::pair<std::vector<std::vector<Tensor>>, std::vector<AdamOptions>> as_adam(
-    std::pair<std::vector<std::vector<Tensor>>, std::vector<AdamWOptions>> groups) {
-  std::vector<AdamOptions> options;
-  for (const AdamWOptions& o : groups.second) options.push_back(as_adam(o));
-  return {std::move(groups.first), std::move(options)};
+std::vector<ParamGroup<AdamOptions>> as_adam(std::vector<ParamGroup<AdamWOptions>> groups) {
+  std::vector<ParamGroup<AdamOptions>> converted;
+  for (ParamGroup<AdamWOptions>& group : groups) {
+    ParamGroup<AdamOptions>& adam = converted.emplace_back();
+    adam.params = std::move(group.params);
+    if (group.options) adam.options = as_adam(*group.options);
+  }
+  return converted;
 }
 
 }  // namespace
@@ -238,19 +234,14 @@ AdamW::AdamW(std::vector<Tensor> parameters, AdamWOptions options)
     : AdamW({{.params = std::move(parameters), .options = options}}, options) {}
 
 AdamW::AdamW(std::vector<ParamGroup<AdamWOptions>> groups, AdamWOptions defaults)
-    : Adam(as_adam(detail::split_groups(std::move(groups), defaults)), true) {}
+    : Adam(as_adam(std::move(groups)), as_adam(defaults), true) {}
 
 RMSprop::RMSprop(std::vector<Tensor> parameters, RMSpropOptions options)
     : RMSprop({{.params = std::move(parameters), .options = options}}, options) {}
 
 RMSprop::RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions defaults)
-    : RMSprop(detail::split_groups(std::move(groups), defaults)) {}
-
-RMSprop::RMSprop(std::pair<std::vector<std::vector<Tensor>>, std::vector<RMSpropOptions>> groups)
-    : Optimizer(groups.first, detail::lrs_of(groups.second), "RMSprop"),
-      options_(std::move(groups.second)),
-      state_(parameters_.size()) {
-  for (const RMSpropOptions& o : options_) {
+    : GroupedOptimizer(std::move(groups), defaults, "RMSprop"), state_(parameters_.size()) {
+  for (const RMSpropOptions& o : group_options()) {
     require(o.eps >= 0, "RMSprop", "eps", "≥ 0", o.eps);
     require(o.alpha >= 0, "RMSprop", "alpha", "≥ 0", o.alpha);
     require(o.momentum >= 0, "RMSprop", "momentum", "≥ 0", o.momentum);
@@ -263,7 +254,7 @@ void RMSprop::step() {
     Tensor& p = parameters_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    const RMSpropOptions& o = options_[group_of(i)];
+    const RMSpropOptions& o = options_of(i);
     const double lr = lr_of(i);
     State& s = state_[i];
     if (!s.square_avg.defined()) {
@@ -301,13 +292,8 @@ Adagrad::Adagrad(std::vector<Tensor> parameters, AdagradOptions options)
     : Adagrad({{.params = std::move(parameters), .options = options}}, options) {}
 
 Adagrad::Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, AdagradOptions defaults)
-    : Adagrad(detail::split_groups(std::move(groups), defaults)) {}
-
-Adagrad::Adagrad(std::pair<std::vector<std::vector<Tensor>>, std::vector<AdagradOptions>> groups)
-    : Optimizer(groups.first, detail::lrs_of(groups.second), "Adagrad"),
-      options_(std::move(groups.second)),
-      state_(parameters_.size()) {
-  for (const AdagradOptions& o : options_) {
+    : GroupedOptimizer(std::move(groups), defaults, "Adagrad"), state_(parameters_.size()) {
+  for (const AdagradOptions& o : group_options()) {
     require(o.lr_decay >= 0, "Adagrad", "lr_decay", "≥ 0", o.lr_decay);
     require(o.weight_decay >= 0, "Adagrad", "weight_decay", "≥ 0", o.weight_decay);
     require(o.initial_accumulator_value >= 0, "Adagrad", "initial_accumulator_value", "≥ 0",
@@ -321,7 +307,7 @@ void Adagrad::step() {
     Tensor& p = parameters_[i];
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    const AdagradOptions& o = options_[group_of(i)];
+    const AdagradOptions& o = options_of(i);
     State& s = state_[i];
     if (!s.sum.defined()) s.sum = full(p.shape(), o.initial_accumulator_value, p.dtype());
     ++s.steps;

@@ -72,28 +72,39 @@ class Optimizer {
   std::vector<double> initial_lrs_;
 };
 
-namespace detail {
-
-// Each group's parameters and options (the defaults where it has none).
+// An optimizer whose groups each carry its kind of Options.
 template <class Options>
-std::pair<std::vector<std::vector<Tensor>>, std::vector<Options>> split_groups(
-    std::vector<ParamGroup<Options>> groups, const Options& defaults) {
-  std::pair<std::vector<std::vector<Tensor>>, std::vector<Options>> split;
-  for (ParamGroup<Options>& group : groups) {
-    split.first.push_back(std::move(group.params));
-    split.second.push_back(group.options.value_or(defaults));
+class GroupedOptimizer : public Optimizer {
+ protected:
+  GroupedOptimizer(std::vector<ParamGroup<Options>> groups, const Options& defaults,
+                   const char* name)
+      : GroupedOptimizer(split(std::move(groups), defaults), name) {}
+  // The options of parameter i's group (their lr is the optimizer's lr_of(i), which schedules
+  // change).
+  const Options& options_of(std::size_t parameter) const { return options_[group_of(parameter)]; }
+  const std::vector<Options>& group_options() const { return options_; }
+
+ private:
+  struct Split {
+    std::vector<std::vector<Tensor>> params;
+    std::vector<Options> options;
+    std::vector<double> lrs;
+  };
+  // Each group's parameters, options (the defaults where it has none) and lr.
+  static Split split(std::vector<ParamGroup<Options>> groups, const Options& defaults) {
+    Split out;
+    for (ParamGroup<Options>& group : groups) {
+      out.params.push_back(std::move(group.params));
+      out.options.push_back(group.options.value_or(defaults));
+      out.lrs.push_back(out.options.back().lr);
+    }
+    return out;
   }
-  return split;
-}
+  GroupedOptimizer(Split split, const char* name)
+      : Optimizer(split.params, split.lrs, name), options_(std::move(split.options)) {}
 
-template <class Options>
-std::vector<double> lrs_of(const std::vector<Options>& options) {
-  std::vector<double> lrs;
-  for (const Options& o : options) lrs.push_back(o.lr);
-  return lrs;
-}
-
-}  // namespace detail
+  std::vector<Options> options_;
+};
 
 struct SGDOptions {
   double lr = 0.01;
@@ -105,17 +116,14 @@ struct SGDOptions {
 
 // g ← ∇ + λp; b ← μb + (1 − τ)g (b = g at the parameter's first gradient);
 // g ← g + μb (Nesterov) or b; p ← p − lr·g.
-class SGD : public Optimizer {
+class SGD : public GroupedOptimizer<SGDOptions> {
  public:
   SGD(std::vector<Tensor> parameters, SGDOptions options);
   explicit SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults = {});
   void step() override;
 
  private:
-  SGD(std::pair<std::vector<std::vector<Tensor>>, std::vector<SGDOptions>> groups);
-
-  std::vector<SGDOptions> options_;  // per group
-  std::vector<Tensor> momentum_;     // undefined until the parameter's first gradient
+  std::vector<Tensor> momentum_;  // undefined until the parameter's first gradient
 };
 
 struct AdamOptions {
@@ -141,7 +149,7 @@ struct AdamWOptions {
 // g ← ∇ + λp; m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²;
 // p ← p − (lr / (1 − β₁ᵗ)) · m / (√v̂ / √(1 − β₂ᵗ) + ε), where v̂ = v, or with amsgrad the largest
 // v so far (elementwise).
-class Adam : public Optimizer {
+class Adam : public GroupedOptimizer<AdamOptions> {
  public:
   Adam(std::vector<Tensor> parameters, AdamOptions options);
   explicit Adam(std::vector<ParamGroup<AdamOptions>> groups, AdamOptions defaults = {});
@@ -151,8 +159,7 @@ class Adam : public Optimizer {
 
  protected:
   // decoupled: AdamW's p ← p(1 − lr·λ) instead of adding λp to the gradient.
-  Adam(std::pair<std::vector<std::vector<Tensor>>, std::vector<AdamOptions>> groups,
-       bool decoupled);
+  Adam(std::vector<ParamGroup<AdamOptions>> groups, const AdamOptions& defaults, bool decoupled);
 
  private:
   struct State {
@@ -161,7 +168,6 @@ class Adam : public Optimizer {
     Tensor v_max;  // amsgrad only
     std::int64_t steps = 0;
   };
-  std::vector<AdamOptions> options_;  // per group
   bool decoupled_;
   std::vector<State> state_;
 };
@@ -185,21 +191,18 @@ struct RMSpropOptions {
 
 // g ← ∇ + λp; s ← αs + (1 − α)g²; centered: a ← αa + (1 − α)g and d ← √(s − a²) + ε, else
 // d ← √s + ε; with momentum b ← μb + g/d and p ← p − lr·b, else p ← p − lr·g/d.
-class RMSprop : public Optimizer {
+class RMSprop : public GroupedOptimizer<RMSpropOptions> {
  public:
   RMSprop(std::vector<Tensor> parameters, RMSpropOptions options = {});
   explicit RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions defaults = {});
   void step() override;
 
  private:
-  RMSprop(std::pair<std::vector<std::vector<Tensor>>, std::vector<RMSpropOptions>> groups);
-
   struct State {
     Tensor square_avg;  // all undefined until the parameter's first gradient
     Tensor grad_avg;    // centered only
     Tensor momentum;    // momentum > 0 only
   };
-  std::vector<RMSpropOptions> options_;  // per group
   std::vector<State> state_;
 };
 
@@ -213,20 +216,17 @@ struct AdagradOptions {
 
 // With t the parameter's own count of steps: g ← ∇ + λp; s ← s + g² (s starts at
 // initial_accumulator_value); p ← p − lr/(1 + (t − 1)·lr_decay) · g/(√s + ε).
-class Adagrad : public Optimizer {
+class Adagrad : public GroupedOptimizer<AdagradOptions> {
  public:
   Adagrad(std::vector<Tensor> parameters, AdagradOptions options = {});
   explicit Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, AdagradOptions defaults = {});
   void step() override;
 
  private:
-  Adagrad(std::pair<std::vector<std::vector<Tensor>>, std::vector<AdagradOptions>> groups);
-
   struct State {
     Tensor sum;  // undefined until the parameter's first gradient
     std::int64_t steps = 0;
   };
-  std::vector<AdagradOptions> options_;  // per group
   std::vector<State> state_;
 };
 
