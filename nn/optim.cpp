@@ -119,10 +119,7 @@ SGD::SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults)
 }
 
 void SGD::step() {
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    Tensor& p = parameters_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for_each_gradient([&](std::size_t i, Tensor& p, const Tensor& g) {
     const SGDOptions& o = options_of(i);
     const double lr = lr_of(i);
     dispatch_floating(p.dtype(), "SGD", [&]<class T>() {
@@ -147,7 +144,7 @@ void SGD::step() {
         }
       });
     });
-  }
+  });
 }
 
 Adam::Adam(std::vector<Tensor> parameters, AdamOptions options)
@@ -170,10 +167,7 @@ Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups, const AdamOptions& defau
 }
 
 void Adam::step() {
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    Tensor& p = parameters_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for_each_gradient([&](std::size_t i, Tensor& p, const Tensor& g) {
     const AdamOptions& o = options_of(i);
     const double lr = lr_of(i);
     State& s = state_[i];
@@ -204,7 +198,7 @@ void Adam::step() {
         w -= T(step_size) * m / (v.sqrt() / T(correction2_sqrt) + T(o.eps));
       }
     });
-  }
+  });
 }
 
 namespace {
@@ -250,10 +244,7 @@ RMSprop::RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions 
 }
 
 void RMSprop::step() {
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    Tensor& p = parameters_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for_each_gradient([&](std::size_t i, Tensor& p, const Tensor& g) {
     const RMSpropOptions& o = options_of(i);
     const double lr = lr_of(i);
     State& s = state_[i];
@@ -285,7 +276,7 @@ void RMSprop::step() {
         }
       });
     });
-  }
+  });
 }
 
 Adagrad::Adagrad(std::vector<Tensor> parameters, AdagradOptions options)
@@ -303,10 +294,7 @@ Adagrad::Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, AdagradOptions 
 }
 
 void Adagrad::step() {
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    Tensor& p = parameters_[i];
-    const Tensor g = p.grad();
-    if (!g.defined()) continue;
+  for_each_gradient([&](std::size_t i, Tensor& p, const Tensor& g) {
     const AdagradOptions& o = options_of(i);
     State& s = state_[i];
     if (!s.sum.defined()) s.sum = full(p.shape(), o.initial_accumulator_value, p.dtype());
@@ -322,7 +310,7 @@ void Adagrad::step() {
         w -= T(clr) * step;
       });
     });
-  }
+  });
 }
 
 double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, double norm_type,

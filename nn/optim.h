@@ -56,6 +56,14 @@ class Optimizer {
   Optimizer(const std::vector<std::vector<Tensor>>& groups, const std::vector<double>& lrs,
             const char* name);
   std::size_t group_of(std::size_t parameter) const { return group_of_[parameter]; }
+  // use(i, parameter, gradient) for each parameter that has a gradient, in order.
+  template <class Use>
+  void for_each_gradient(Use&& use) {
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      const Tensor g = parameters_[i].grad();
+      if (g.defined()) use(i, parameters_[i], g);
+    }
+  }
   double lr_of(std::size_t parameter) const { return lrs_[group_of_[parameter]]; }
 
   std::vector<Tensor> parameters_;
