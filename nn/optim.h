@@ -8,7 +8,9 @@
 // is undefined at a step is skipped entirely (no weight decay, no momentum, no step counted), so
 // Adam's bias correction for a parameter first reached at the third step starts there at t = 1.
 // A gradient of zeros (zero_grad(false)) is a gradient: the parameter is stepped with it.
-// Every option is validated as PyTorch validates it (and NaN is rejected as well).
+// Every option is validated as PyTorch validates it (and NaN is rejected as well). Each optimizer
+// takes one list of parameters or parameter groups with their own options and rates; schedules
+// set every group's rate.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -223,7 +225,8 @@ struct AdagradOptions {
 };
 
 // With t the parameter's own count of steps: g ← ∇ + λp; s ← s + g² (s starts at
-// initial_accumulator_value); p ← p − lr/(1 + (t − 1)·lr_decay) · g/(√s + ε).
+// initial_accumulator_value); p ← p − lr/(1 + (t − 1)·lr_decay) · g/(√s + ε). A group's own
+// initial_accumulator_value is used (PyTorch 1.13 fills every group's with the constructor's).
 class Adagrad : public GroupedOptimizer<AdagradOptions> {
  public:
   Adagrad(std::vector<Tensor> parameters, AdagradOptions options = {});
