@@ -2,5 +2,6 @@
 // Everything a user of tapegrad needs: #include <tapegrad.h>.
 #include "autograd/autograd.h"
 #include "nn/nn.h"
+#include "ops/everyday.h"
 #include "ops/ops.h"
 #include "tools/tools.h"

@@ -3,6 +3,7 @@
 // inspection, logging, threads).
 #include "autograd/anomaly.h"
 #include "autograd/backward.h"
+#include "autograd/custom_op.h"
 #include "autograd/dtype.h"
 #include "autograd/error.h"
 #include "autograd/factories.h"

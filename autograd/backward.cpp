@@ -60,41 +60,6 @@ void check_versions(const TapeCore& core, const Entry& entry, std::int64_t index
   }
 }
 
-// Runs a user op's forward again with grad mode on (create_graph is recording), so that the
-// residuals the rule reads are functions of the inputs on the graph rather than constants.
-void rebuild_residuals(const Entry& entry, std::int64_t index, std::vector<Tensor>& tensors,
-                       std::span<const std::uint8_t> needs) {
-  const OpBase& op = *entry.op;
-  std::vector<const Tensor*> inputs;
-  for (std::uint32_t i = 0; i < entry.num_inputs; ++i) inputs.push_back(&tensors[i]);
-  ForwardContext ctx(inputs, true, op.name, entry.location);
-  op.forward(op, ctx, entry.attrs.data());
-  if (ctx.saved().size() != entry.num_saved) {
-    fail(
-        "backward of '{}' (entry {}, {}:{}): run again for create_graph, its forward saved {} "
-        "residuals instead of {}",
-        op.name, index, entry.location.file_name(), entry.location.line(), ctx.saved().size(),
-        entry.num_saved);
-  }
-  const bool any_needed = std::any_of(needs.begin(), needs.end(), [](auto n) { return n != 0; });
-  for (std::uint32_t k = 0; k < entry.num_saved; ++k) {
-    const Tensor& again = ctx.saved()[k];
-    if (ctx.residual_kind(k) == Residual::constant || !is_floating(again.dtype())) continue;
-    const bool is_input = std::any_of(inputs.begin(), inputs.end(),
-                                      [&](const Tensor* in) { return in->impl() == again.impl(); });
-    if (any_needed && !again.requires_grad() && !is_input) {
-      fail(
-          "backward of '{}' (entry {}, {}:{}) under create_graph: saved residual {} is not a "
-          "function of the op's inputs on the graph (computed outside tapegrad ops), so its "
-          "derivative would be lost: compute it with tapegrad ops in the forward, recompute it in "
-          "the rule from ctx.input(), save it as tg::Residual::constant if its derivative is zero "
-          "by design, or declare the op Differentiability::once",
-          op.name, index, entry.location.file_name(), entry.location.line(), k);
-    }
-    tensors[entry.num_inputs + 1 + k] = again;
-  }
-}
-
 struct LeafGrad {
   std::shared_ptr<TensorImpl> leaf;
   Tensor grad;
@@ -285,8 +250,9 @@ class BackwardPass {
     for (Hook* hook : hooks()) hook->before_rule(*entry.op, grad_output);
     {
       const RuleScope rule;
-      if (options_.create_graph && entry.op->rebuilds_residuals && entry.num_saved > 0) {
-        rebuild_residuals(entry, index, s_.tensors, s_.needs);
+      if (options_.create_graph && entry.op->rebuild_residuals && entry.num_saved > 0) {
+        entry.op->rebuild_residuals(*entry.op, index, entry.location, s_.tensors, entry.num_inputs,
+                                    s_.needs);
       }
       const std::span<const Tensor> tensors = s_.tensors;
       BackwardContext ctx(tensors.first(entry.num_inputs), tensors[entry.num_inputs],

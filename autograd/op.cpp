@@ -113,10 +113,4 @@ void ForwardContext::save(const Tensor& residual, Residual kind) {
   saved_[num_saved_++] = residual;
 }
 
-Tensor CustomOp::apply(const std::vector<Tensor>& inputs, SourceLocation location) const {
-  std::vector<const Tensor*> pointers;
-  for (const Tensor& input : inputs) pointers.push_back(&input);
-  return detail::apply_op(*this, pointers, nullptr, 0, location);
-}
-
 }  // namespace tg

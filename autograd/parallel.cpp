@@ -16,10 +16,6 @@
 
 #include "autograd/error.h"
 
-#ifdef _OPENMP
-#include <Eigen/Core>
-#endif
-
 #ifdef TAPEGRAD_OPENBLAS
 extern "C" void openblas_set_num_threads(int threads);
 #endif
@@ -43,12 +39,6 @@ int default_threads() {
 
 std::atomic<int> requested_threads{default_threads()};
 std::atomic<bool> adapt_to_load{true};
-
-#ifdef _OPENMP
-// Eigen's GEMM would parallelise itself with OpenMP (whose threads spin between products);
-// matmul splits its large products over the pool instead.
-const bool eigen_single_threaded = (Eigen::setNbThreads(1), true);
-#endif
 
 // True on the pool's threads, and on a caller while its blocks run: a parallel_for from there
 // runs serially instead of waiting for threads that are all busy with the enclosing one.

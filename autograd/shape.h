@@ -26,6 +26,8 @@ class Shape {
   Shape() = default;
   Shape(std::initializer_list<std::int64_t> dims) : Shape(std::span(dims.begin(), dims.size())) {}
   explicit Shape(std::span<const std::int64_t> dims, const char* op = "Shape");
+  // A run-time shape, as libtorch's IntArrayRef takes one: tg::zeros(dims) with a vector of dims.
+  Shape(const std::vector<std::int64_t>& dims) : Shape(std::span<const std::int64_t>(dims)) {}
 
   int rank() const { return rank_; }
   std::int64_t operator[](int axis) const { return dims_[axis]; }

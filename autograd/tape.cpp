@@ -134,11 +134,10 @@ void TapeCore::clear() {
   --busy;
 }
 
-void TapeCore::compact() {
-  ++busy;
-  // An entry is needed while a handle to its output lives, or a needed entry takes its output:
-  // one reverse sweep marks them. A freed entry is kept only while something needs it, so that
-  // backpropagating into it still reports that it was freed.
+// An entry is needed while a handle to its output lives, or a needed entry takes its output: one
+// reverse sweep marks them. A freed entry is kept only while something needs it, so that
+// backpropagating into it still reports that it was freed.
+std::vector<std::uint8_t>& TapeCore::mark_needed() {
   thread_local std::vector<std::uint8_t> needed;
   needed.assign(entries.size(), 0);
   for (std::size_t i = entries.size(); i-- > 0;) {
@@ -152,6 +151,12 @@ void TapeCore::compact() {
         needed[std::size_t(refs[std::size_t(r)].route_entry)] = 1;
     }
   }
+  return needed;
+}
+
+void TapeCore::compact() {
+  ++busy;
+  std::vector<std::uint8_t>& needed = mark_needed();
   // The needed entries move, in place and in order, to a new generation with new indices; links
   // into the old one (only tensors nobody can backpropagate through any more) go stale.
   ++generation;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autograd/backward.h"
+#include "autograd/custom_op.h"
 #include "autograd/op.h"
 #include "autograd/tensor.h"
 

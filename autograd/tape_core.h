@@ -117,6 +117,7 @@ class TapeCore final : public Recorder {
  private:
   std::int64_t route_of(const Tensor& input, const OpBase& op, std::size_t position) const;
   void compact();
+  std::vector<std::uint8_t>& mark_needed();
   void apply_elsewhere();
 };
 

@@ -12,7 +12,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The engine core: the tensor handle, the op declaration, the tape record and the backward loop.
 CORE = ["autograd/tensor.h", "autograd/tensor.cpp", "autograd/op.h", "autograd/op.cpp",
-        "autograd/tape.h", "autograd/tape.cpp", "autograd/backward.h", "autograd/backward.cpp"]
+        "autograd/tape.h", "autograd/tape_core.h", "autograd/tape.cpp", "autograd/backward.h",
+        "autograd/backward.cpp"]
 MAX_FUNCTION_LINES = 60
 NOT_FUNCTIONS = re.compile(r"^\s*(if|for|while|switch|catch|else|do|namespace|struct|class|enum|"
                            r"union|template\s*<[^>]*>\s*(struct|class))\b|=\s*\[|\[[^\]]*\]\s*\(")

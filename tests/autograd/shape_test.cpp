@@ -350,5 +350,13 @@ TEST(EmptyShapes, SecondOrderThroughEmptyProducts) {
   expect_tensor(second[0], {2}, {6, 6});
 }
 
+TEST(Sizes, RunTimeShapesFromAVectorOfDims) {
+  const std::vector<std::int64_t> dims{2, 0, 3};
+  EXPECT_EQ(zeros(dims).shape(), Shape({2, 0, 3}));
+  EXPECT_EQ(from_vector({1, 2, 3, 4}, std::vector<std::int64_t>{2, 2}).at({1, 0}), 3.0);
+  const std::vector<std::int64_t> negative{2, -1};
+  EXPECT_THROW(zeros(negative), Error);
+}
+
 }  // namespace
 }  // namespace tg
