@@ -75,24 +75,27 @@ Tensor sign(const Tensor& x, SourceLocation location) {
 }
 
 Tensor rsqrt(const Tensor& x, SourceLocation location) {
-  return pow(x, -0.5, location);
+  return detail::composite("rsqrt", location, [&] { return pow(x, -0.5, location); });
 }
 
 Tensor square(const Tensor& x, SourceLocation location) {
-  return pow(x, 2.0, location);
+  return detail::composite("square", location, [&] { return pow(x, 2.0, location); });
 }
 
 Tensor silu(const Tensor& x, SourceLocation location) {
-  return mul(x, sigmoid(x, location), location);
+  return detail::composite("silu", location,
+                           [&] { return mul(x, sigmoid(x, location), location); });
 }
 
 Tensor gelu(const Tensor& x, GeluApproximate approximate, SourceLocation location) {
-  // (1 + tanh z) / 2 is sigmoid(2z), which keeps its digits where tanh z is near −1.
-  if (approximate == GeluApproximate::tanh) {
-    const Tensor inner = (x + pow(x, 3.0, location) * 0.044715) * std::sqrt(8.0 / M_PI);
-    return x * sigmoid(inner, location);
-  }
-  return x * 0.5 * (erf(x * M_SQRT1_2, location) + 1.0);
+  return detail::composite("gelu", location, [&] {
+    // (1 + tanh z) / 2 is sigmoid(2z), which keeps its digits where tanh z is near −1.
+    if (approximate == GeluApproximate::tanh) {
+      const Tensor inner = (x + pow(x, 3.0, location) * 0.044715) * std::sqrt(8.0 / M_PI);
+      return x * sigmoid(inner, location);
+    }
+    return x * 0.5 * (erf(x * M_SQRT1_2, location) + 1.0);
+  });
 }
 
 Tensor hardtanh(const Tensor& x, double low, double high, SourceLocation location) {
@@ -100,7 +103,10 @@ Tensor hardtanh(const Tensor& x, double low, double high, SourceLocation locatio
     detail::fail_at("hardtanh", location, "expected low <= high, got low = {}, high = {}", low,
                     high);
   }
-  return kHardtanh({low, high}, location, x);
+  // The forward is clamp's, whose errors would name clamp.
+  return detail::composite("hardtanh", location, [&] {
+    return kHardtanh({low, high}, location, x);
+  });
 }
 
 Tensor elu(const Tensor& x, double alpha, SourceLocation location) {

@@ -1,5 +1,6 @@
-#include "tools/op_registry.h"
+#include "ops/everyday.h"
 #include "ops/registrations.h"
+#include "tools/op_registry.h"
 
 namespace tg {
 
@@ -13,6 +14,7 @@ OpRegistry& op_registry() {
     detail::register_matmul_ops(builtins);
     detail::register_softmax_ops(builtins);
     detail::register_loss_ops(builtins);
+    detail::register_everyday_ops(builtins);
     return builtins;
   }();
   return registry;

@@ -5,9 +5,12 @@
 // so.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <string_view>
 #include <vector>
 
 #include "autograd/autograd.h"
@@ -186,6 +189,35 @@ template <class... Args>
                           fmt::format_string<Args...> format, Args&&... args) {
   throw Error(fmt::format("{} ({}:{}): {}", op, location.file_name(), location.line(),
                           fmt::format(format, std::forward<Args>(args)...)));
+}
+
+// A message without the "op: " or "op (file:line): " that tapegrad's errors start with.
+inline std::string_view without_op_prefix(std::string_view message) {
+  const std::size_t colon = message.find(": ");
+  if (colon == std::string_view::npos) return message;
+  std::string_view head = message.substr(0, colon);
+  if (const std::size_t paren = head.find(" ("); paren != std::string_view::npos) {
+    head = head.substr(0, paren);
+  }
+  const bool names_op = !head.empty() && std::all_of(head.begin(), head.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+  });
+  return names_op ? message.substr(colon + 2) : message;
+}
+
+// Runs a composite op (one built from other ops rather than an Op<Attrs>): an error an inner op
+// raises on the user's arguments is raised again as the composite's, with the caller's location,
+// since the user called the composite and never sees the inner op. Anomaly reports pass as they
+// are: they name the tape entry where a NaN started on purpose.
+template <class Fn>
+auto composite(const char* op, const SourceLocation& location, Fn&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    const std::string_view message = e.what();
+    if (message.starts_with("anomaly:")) throw;
+    fail_at(op, location, "{}", without_op_prefix(message));
+  }
 }
 
 // A possibly negative axis of a tensor of rank `rank` (plus `extra` positions past the end, for an

@@ -219,10 +219,12 @@ Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_
   };
   const std::int64_t first = clamped(start);
   const std::int64_t last = std::max(first, clamped(end));
-  if (step == 1) return slice(x, a, first, last, location);
-  std::vector<std::int64_t> picks;
-  for (std::int64_t i = first; i < last; i += std::min(step, last - i)) picks.push_back(i);
-  return index_select(x, a, int64_tensor(picks), location);
+  return detail::composite("slice", location, [&] {
+    if (step == 1) return slice(x, a, first, last, location);
+    std::vector<std::int64_t> picks;
+    for (std::int64_t i = first; i < last; i += std::min(step, last - i)) picks.push_back(i);
+    return index_select(x, a, int64_tensor(picks), location);
+  });
 }
 
 Tensor narrow(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t length,
@@ -286,7 +288,8 @@ Tensor index_add(const Tensor& x, std::int64_t axis, const Tensor& index, const 
       std::fill_n(ps + (o * s.dim + k) * s.inner, s.inner, idx[k]);
     }
   }
-  return scatter_add(x, a, spread, src, location);
+  return detail::composite("index_add", location,
+                           [&] { return scatter_add(x, a, spread, src, location); });
 }
 
 namespace detail {

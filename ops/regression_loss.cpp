@@ -37,12 +37,6 @@ KlReduction as_kl(Reduction reduction) {
                                        : KlReduction::none;
 }
 
-Tensor difference(const Tensor& input, const Tensor& target, const char* op,
-                  const SourceLocation& location) {
-  detail::check_same_floating(input, target, op);
-  return sub(input, target, location);
-}
-
 // Where |d| < width: 1, else 0; a constant of the rules.
 Tensor inside(const Tensor& d, double width, const char* op) {
   return detail::mask_where(d.detach(), op, [width](auto v) { return std::abs(v) < width; });
@@ -58,43 +52,50 @@ void check_width(double width, const char* name, const char* op, const SourceLoc
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction,
                SourceLocation location) {
-  return reduced(abs(difference(input, target, "l1_loss", location), location), as_kl(reduction),
-                 location);
+  return detail::composite("l1_loss", location, [&] {
+    return reduced(abs(sub(input, target, location), location), as_kl(reduction), location);
+  });
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction, double beta,
                       SourceLocation location) {
   check_width(beta, "beta", "smooth_l1_loss", location);
-  const Tensor d = difference(input, target, "smooth_l1_loss", location);
-  const Tensor quadratic = inside(d, beta, "smooth_l1_loss");
-  // β = 0 never takes the quadratic branch: the loss is l1_loss, as in PyTorch.
-  const Tensor square_part = beta > 0 ? quadratic * (d * d) * (0.5 / beta) : zeros_like(d);
-  const Tensor loss = square_part + (1.0 - quadratic) * (abs(d, location) - 0.5 * beta);
-  return reduced(loss, as_kl(reduction), location);
+  return detail::composite("smooth_l1_loss", location, [&] {
+    const Tensor d = sub(input, target, location);
+    const Tensor quadratic = inside(d, beta, "smooth_l1_loss");
+    // β = 0 never takes the quadratic branch: the loss is l1_loss, as in PyTorch.
+    const Tensor square_part = beta > 0 ? quadratic * (d * d) * (0.5 / beta) : zeros_like(d);
+    const Tensor loss = square_part + (1.0 - quadratic) * (abs(d, location) - 0.5 * beta);
+    return reduced(loss, as_kl(reduction), location);
+  });
 }
 
 Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction, double delta,
                   SourceLocation location) {
   check_width(delta, "delta", "huber_loss", location);
-  const Tensor d = difference(input, target, "huber_loss", location);
-  const Tensor quadratic = inside(d, delta, "huber_loss");
-  const Tensor loss =
-      quadratic * (d * d) * 0.5 + (1.0 - quadratic) * (abs(d, location) - 0.5 * delta) * delta;
-  return reduced(loss, as_kl(reduction), location);
+  return detail::composite("huber_loss", location, [&] {
+    const Tensor d = sub(input, target, location);
+    const Tensor quadratic = inside(d, delta, "huber_loss");
+    const Tensor loss =
+        quadratic * (d * d) * 0.5 + (1.0 - quadratic) * (abs(d, location) - 0.5 * delta) * delta;
+    return reduced(loss, as_kl(reduction), location);
+  });
 }
 
 Tensor kl_div(const Tensor& input, const Tensor& target, KlReduction reduction, bool log_target,
               SourceLocation location) {
-  detail::check_same_floating(input, target, "kl_div");
-  if (log_target) {
-    return reduced(exp(target, location) * (target - input), reduction, location);
-  }
-  // t log t is 0 at t = 0 (its limit, PyTorch's xlogy); log is taken of 1 there so that no
-  // inf · 0 reaches the values or the gradients.
-  const Tensor positive =
-      detail::mask_where(target.detach(), "kl_div", [](auto v) { return v > 0; });
-  const Tensor safe = target * positive + (1.0 - positive);
-  return reduced(positive * target * (log(safe, location) - input), reduction, location);
+  return detail::composite("kl_div", location, [&] {
+    detail::check_same_floating(input, target, "kl_div");
+    if (log_target) {
+      return reduced(exp(target, location) * (target - input), reduction, location);
+    }
+    // t log t is 0 at t = 0 (its limit, PyTorch's xlogy); log is taken of 1 there so that no
+    // inf · 0 reaches the values or the gradients.
+    const Tensor positive =
+        detail::mask_where(target.detach(), "kl_div", [](auto v) { return v > 0; });
+    const Tensor safe = target * positive + (1.0 - positive);
+    return reduced(positive * target * (log(safe, location) - input), reduction, location);
+  });
 }
 
 namespace detail {
@@ -112,11 +113,17 @@ void register_regression_loss_ops(OpRegistry& registry) {
          {from_vector({1.5, -0.4, 2.2, 0.35, 3, -1.2}, {2, 3}, dtype),
           from_vector({0.2, 0.1, -0.5}, {3}, dtype)}}};
   };
-  const auto distributions = [](DType dtype) {
-    Generator gen(131);
-    return std::vector<OpSample>{
-        {"[3, 4] log-probabilities and probabilities",
-         {log_softmax(sample({3, 4}, dtype, gen), -1), softmax(sample({3, 4}, dtype, gen), -1)}}};
+  // The target as kl_div takes it: probabilities, or log-probabilities with log_target.
+  const auto distributions = [](bool log_target) {
+    return [log_target](DType dtype) {
+      Generator gen(131);
+      const Tensor input = log_softmax(sample({3, 4}, dtype, gen), -1);
+      const Tensor logits = sample({3, 4}, dtype, gen);
+      return std::vector<OpSample>{
+          {log_target ? "[3, 4] log-probabilities and log-probabilities"
+                      : "[3, 4] log-probabilities and probabilities",
+           {input, log_target ? log_softmax(logits, -1) : softmax(logits, -1)}}};
+    };
   };
   for (const Reduction reduction : {Reduction::mean, Reduction::sum, Reduction::none}) {
     const std::string suffix = reduction == Reduction::mean  ? "(mean)"
@@ -141,10 +148,8 @@ void register_regression_loss_ops(OpRegistry& registry) {
     const std::string name = names[int(reduction)];
     for (const bool log_target : {false, true}) {
       registry.add({fmt::format("kl_div({}{})", name, log_target ? ", log_target" : ""),
-                    [=](const auto& in) {
-                      return kl_div(in[0], log_target ? log(in[1]) : in[1], reduction, log_target);
-                    },
-                    distributions,
+                    [=](const auto& in) { return kl_div(in[0], in[1], reduction, log_target); },
+                    distributions(log_target),
                     {}});
     }
   }

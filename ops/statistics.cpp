@@ -228,29 +228,38 @@ int extreme_axis(const Tensor& x, std::int64_t axis, const char* op,
 }  // namespace
 
 Tensor amax(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
-  return kAmax({extreme_axis(x, axis, "amax", location), keepdim}, location, x);
+  const int a = extreme_axis(x, axis, "amax", location);
+  // The forward is max's, whose errors would name max.
+  return detail::composite("amax", location, [&] { return kAmax({a, keepdim}, location, x); });
 }
 
 Tensor amin(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
   const int a = extreme_axis(x, axis, "amin", location);
-  return neg(amax(neg(x, location), a, keepdim, location), location);
+  return detail::composite("amin", location, [&] {
+    return neg(amax(neg(x, location), a, keepdim, location), location);
+  });
 }
 
 Tensor min(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
   const int a = extreme_axis(x, axis, "min", location);
-  return neg(max(neg(x, location), a, keepdim, location), location);
+  return detail::composite(
+      "min", location, [&] { return neg(max(neg(x, location), a, keepdim, location), location); });
 }
 
 Tensor var(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
            SourceLocation location) {
   const int a = detail::checked_axis(axis, x.rank(), "var", location);
-  const Tensor d = x - mean(x, a, true, location);
-  // n − c below 0 counts as 0, as in PyTorch: the result is then inf or NaN.
-  const double divisor = std::max(0.0, double(x.shape()[a]) - correction);
-  return sum(d * d, a, keepdim, location) / divisor;
+  return detail::composite("var", location, [&] {
+    const Tensor d = x - mean(x, a, true, location);
+    // n − c below 0 counts as 0, as in PyTorch: the result is then inf or NaN.
+    const double divisor = std::max(0.0, double(x.shape()[a]) - correction);
+    return sum(d * d, a, keepdim, location) / divisor;
+  });
 }
 Tensor var(const Tensor& x, SourceLocation location) {
-  return var(reshape(x, Shape{x.numel()}, location), 0, 1.0, false, location);
+  return detail::composite("var", location, [&] {
+    return var(reshape(x, Shape{x.numel()}, location), 0, 1.0, false, location);
+  });
 }
 
 // ‖x − x̄‖ / √(n − c): the 2-norm's gradient is 0 where the norm is, so a constant slice has
@@ -259,11 +268,15 @@ Tensor std(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
            SourceLocation location) {
   const int a = detail::checked_axis(axis, x.rank(), "std", location);
   const double divisor = std::max(0.0, double(x.shape()[a]) - correction);
-  return norm(x - mean(x, a, true, location), 2.0, a, keepdim, location) / std::sqrt(divisor);
+  return detail::composite("std", location, [&] {
+    return norm(x - mean(x, a, true, location), 2.0, a, keepdim, location) / std::sqrt(divisor);
+  });
 }
 Tensor std(const Tensor& x, SourceLocation location) {
   const double divisor = std::max(0.0, double(x.numel()) - 1.0);
-  return norm(x - mean(x, location), 2.0, location) / std::sqrt(divisor);
+  return detail::composite("std", location, [&] {
+    return norm(x - mean(x, location), 2.0, location) / std::sqrt(divisor);
+  });
 }
 
 Tensor prod(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
@@ -281,11 +294,16 @@ Tensor cumsum(const Tensor& x, std::int64_t axis, SourceLocation location) {
 Tensor norm(const Tensor& x, double p, std::int64_t axis, bool keepdim, SourceLocation location) {
   const int a = detail::checked_axis(axis, x.rank(), "norm", location);
   check_p(p, location);
-  return kNorm({{a, keepdim, false}, p}, location, x);
+  // The forward is sum, abs and max's, whose errors would name them.
+  return detail::composite("norm", location, [&] {
+    return kNorm({{a, keepdim, false}, p}, location, x);
+  });
 }
 Tensor norm(const Tensor& x, double p, SourceLocation location) {
   check_p(p, location);
-  return kNorm({{0, false, true}, p}, location, x);
+  return detail::composite("norm", location, [&] {
+    return kNorm({{0, false, true}, p}, location, x);
+  });
 }
 
 namespace detail {

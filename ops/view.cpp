@@ -16,9 +16,11 @@
 namespace tg {
 namespace {
 
-// Dims with at most one −1, which takes the size that makes `numel` elements.
-Shape infer_dims(std::span<const std::int64_t> dims, std::int64_t numel, const char* op,
+// Dims with at most one −1, which takes the size that makes `numel` elements: those of `shape`, or
+// of its axis `axis` when that is >= 0 (named in the message).
+Shape infer_dims(std::span<const std::int64_t> dims, const Shape& shape, int axis, const char* op,
                  const SourceLocation& location) {
+  const std::int64_t numel = axis < 0 ? shape.numel() : shape[axis];
   std::array<std::int64_t, Shape::kMaxRank> out{};
   if (dims.size() > std::size_t(Shape::kMaxRank)) {
     detail::fail_at(op, location, "[{}] has more than {} dimensions", fmt::join(dims, ", "),
@@ -51,8 +53,9 @@ Shape infer_dims(std::span<const std::int64_t> dims, std::int64_t numel, const c
     }
     out[std::size_t(inferred)] = numel / known;
   } else if (known != numel) {
-    detail::fail_at(op, location, "cannot make [{}] ({} elements) of {} elements",
-                    fmt::join(dims, ", "), known, numel);
+    detail::fail_at(op, location, "cannot make [{}] ({} elements) of {} elements ({}{})",
+                    fmt::join(dims, ", "), known, numel,
+                    axis < 0 ? "" : fmt::format("axis {} of ", axis), shape.str());
   }
   return Shape(std::span<const std::int64_t>(out.data(), dims.size()), op);
 }
@@ -73,11 +76,11 @@ Tensor reshape_axes(const Tensor& x, int first, int count, std::span<const std::
 }  // namespace
 
 Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& dims, SourceLocation location) {
-  return reshape(x, infer_dims(dims, x.numel(), "reshape", location), location);
+  return reshape(x, infer_dims(dims, x.shape(), -1, "reshape", location), location);
 }
 
 Tensor reshape(const Tensor& x, std::initializer_list<std::int64_t> dims, SourceLocation location) {
-  return reshape(x, infer_dims({dims.begin(), dims.size()}, x.numel(), "reshape", location),
+  return reshape(x, infer_dims({dims.begin(), dims.size()}, x.shape(), -1, "reshape", location),
                  location);
 }
 
@@ -120,7 +123,7 @@ Tensor unflatten(const Tensor& x, std::int64_t axis, const std::vector<std::int6
                  SourceLocation location) {
   const int a = detail::checked_axis(axis, x.rank(), "unflatten", location);
   if (sizes.empty()) detail::fail_at("unflatten", location, "sizes must not be empty");
-  const Shape split = infer_dims(sizes, x.shape()[a], "unflatten", location);
+  const Shape split = infer_dims(sizes, x.shape(), a, "unflatten", location);
   return reshape_axes(x, a, 1, split.dims(), "unflatten", location);
 }
 
@@ -140,7 +143,7 @@ Tensor stack(const std::vector<Tensor>& tensors, std::int64_t axis, SourceLocati
     }
     pieces.push_back(unsqueeze(tensors[i], a, location));
   }
-  return concat(pieces, a, location);
+  return detail::composite("stack", location, [&] { return concat(pieces, a, location); });
 }
 
 Tensor expand(const Tensor& x, const std::vector<std::int64_t>& sizes, SourceLocation location) {
@@ -164,7 +167,8 @@ Tensor expand(const Tensor& x, const std::vector<std::int64_t>& sizes, SourceLoc
                       new_axis || have == 1 ? "" : ", -1 or the size of a size-1 dimension");
     }
   }
-  return broadcast_to(x, Shape(dims, "expand"), location);
+  return detail::composite("expand", location,
+                           [&] { return broadcast_to(x, Shape(dims, "expand"), location); });
 }
 
 namespace detail {

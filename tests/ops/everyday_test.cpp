@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <set>
+#include <string>
 
 #include "../expect_error.h"
 #include "ops/everyday.h"
@@ -388,6 +390,25 @@ TEST(Everyday, RegressionLossesMatchPyTorch) {
                 {1 + std::log(0.5 / 0.25), 1 + std::log(0.5 / 0.75), 0, 1 + std::log(2.0)});
   expect_error_containing([&] { smooth_l1_loss(a, b, Reduction::mean, -1); },
                           "beta must be finite and >= 0, got -1");
+}
+
+// A composite reports an inner op's error as its own, at the caller's line, without the inner
+// op's name.
+TEST(Everyday, CompositeErrorsNameTheOpCalled) {
+  const auto expect_own_error = [](const std::function<void()>& call, const std::string& op,
+                                   const std::string& inner) {
+    try {
+      call();
+      ADD_FAILURE() << op << ": no error";
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.rfind(op + " (" __FILE__ ":", 0), 0u) << message;
+      EXPECT_EQ(message.find(inner + ":"), std::string::npos) << message;
+    }
+  };
+  expect_own_error([] { kl_div(zeros({3, 4}, f64), zeros({3, 7}, f64)); }, "kl_div", "sub");
+  expect_own_error([] { square(int64_tensor({1, 2})); }, "square", "pow");
+  expect_own_error([] { amin(int64_tensor({1, 2}), 0); }, "amin", "amax");
 }
 
 // ---- factories ----
