@@ -27,9 +27,9 @@ test: configure
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 # The whole test suite under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer (.ci/run
-# runs it after `make test`). The install test is left out: it builds a consumer without them.
+# runs it after `make test`), optimised (-O2 -g): at -O0 the 4,500 tests took about 40 minutes. The install test is left out: it builds a consumer without them.
 sanitize: deps
-	cmake -S . -B $(BUILD)-sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON \
+	cmake -S . -B $(BUILD)-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_SANITIZE=ON \
 	  -DTAPEGRAD_NATIVE=OFF -DTAPEGRAD_BUILD_BENCHMARKS=OFF
 	cmake --build $(BUILD)-sanitize -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
