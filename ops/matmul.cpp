@@ -113,11 +113,16 @@ Tensor matmul_forward(ForwardContext& ctx, const MatmulAttrs& attrs) {
     const std::int64_t m = out_shape[out_shape.rank() - 2], n = out_shape[out_shape.rank() - 1];
     const std::int64_t depth = attrs.transpose_a ? ar : ac;
     const std::int64_t batch = out_shape.rank() == 3 ? out_shape[0] : 1;
+    // Pointers taken once, here: the writing data<T>() bumps the version counter, which the
+    // pool's threads must not all do at once (a data race TSan reports).
+    const T* pa = std::as_const(a).template data<T>();
+    const T* pb = std::as_const(b).template data<T>();
+    T* po = out.template data<T>();
     const auto product = [&](std::int64_t i, bool split_rows, std::int64_t begin,
                              std::int64_t size) {
-      const Matrix ma(a.data<T>() + (a.rank() == 3 ? i * ar * ac : 0), ar, ac);
-      const Matrix mb(b.data<T>() + (b.rank() == 3 ? i * br * bc : 0), br, bc);
-      Eigen::Map<detail::RowMatrix<T>> mo(out.data<T>() + i * m * n, m, n);
+      const Matrix ma(pa + (a.rank() == 3 ? i * ar * ac : 0), ar, ac);
+      const Matrix mb(pb + (b.rank() == 3 ? i * br * bc : 0), br, bc);
+      Eigen::Map<detail::RowMatrix<T>> mo(po + i * m * n, m, n);
       if (attrs.transpose_a && attrs.transpose_b) {
         multiply_block(mo, ma.transpose(), mb.transpose(), split_rows, begin, size);
       } else if (attrs.transpose_a) {
