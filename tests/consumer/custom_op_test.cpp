@@ -1,5 +1,5 @@
-#include <tools/gtest.h>
 #include <tapegrad.h>
+#include <tools/gtest.h>
 
 // softplus(x) = log(1 + eˣ) in its stable form; its derivative is sigmoid(x).
 tg::Tensor softplus_forward(tg::ForwardContext& ctx) {

@@ -3,8 +3,8 @@
 
 #include <vector>
 
-#include "tools/gtest.h"
 #include "tapegrad.h"
+#include "tools/gtest.h"
 
 namespace tg::nn {
 

@@ -5,8 +5,8 @@
 
 #include <cmath>
 
-#include "tools/gtest.h"
 #include "tapegrad.h"
+#include "tools/gtest.h"
 
 namespace tg {
 namespace {

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "tools/gtest.h"
 #include "tapegrad.h"
+#include "tools/gtest.h"
 
 namespace tg {
 namespace {
