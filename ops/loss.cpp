@@ -22,6 +22,18 @@
 #include "ops/registrations.h"
 
 namespace tg {
+
+Tensor detail::reduce_loss(const Tensor& loss, Reduction reduction, SourceLocation location) {
+  switch (reduction) {
+    case Reduction::mean:
+      return mean(loss, location);
+    case Reduction::sum:
+      return sum(loss, location);
+    case Reduction::none:
+      return loss;
+  }
+  return loss;
+}
 namespace {
 
 struct ReductionAttrs {
@@ -51,19 +63,6 @@ void check_class_inputs(const Tensor& scores, const Tensor& labels, const char* 
       fail("{}: label {} of sample {} is out of range for {} classes", op, y[i], i, classes);
     }
   }
-}
-
-// The reduction of an elementwise loss.
-Tensor reduce(const Tensor& loss, Reduction reduction) {
-  switch (reduction) {
-    case Reduction::mean:
-      return mean(loss);
-    case Reduction::sum:
-      return sum(loss);
-    case Reduction::none:
-      return loss;
-  }
-  return loss;
 }
 
 // The reduction's scale on an elementwise loss of n elements.
@@ -143,7 +142,7 @@ const Op<ReductionAttrs> kNll{"nll_loss", "dp = −onehot(y) ⊙ r·g", nll_forw
 
 Tensor mse_forward(ForwardContext& ctx, const ReductionAttrs& a) {
   const Tensor diff = sub(ctx.input(0), ctx.input(1));
-  return reduce(mul(diff, diff), a.reduction);
+  return detail::reduce_loss(mul(diff, diff), a.reduction);
 }
 void mse_backward(BackwardContext& ctx, const ReductionAttrs& a) {
   const Tensor diff = ctx.input(0) - ctx.input(1);
@@ -162,7 +161,7 @@ Tensor bce_forward(ForwardContext& ctx, const ReductionAttrs& a) {
         using T = typename std::decay_t<decltype(x)>::Scalar;
         return (x > T(0)).select(x * (T(1) - y), -(x * y)) + detail::exp_array(-x.abs()).log1p();
       });
-  return reduce(loss, a.reduction);
+  return detail::reduce_loss(loss, a.reduction);
 }
 void bce_backward(BackwardContext& ctx, const ReductionAttrs& a) {
   const Tensor& x = ctx.input(0);

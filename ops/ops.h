@@ -96,6 +96,11 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis = -1,
                    SourceLocation location = SourceLocation::current());
 
 enum class Reduction { mean, sum, none };
+namespace detail {
+// The reduction of an elementwise loss, shared by every loss function.
+Tensor reduce_loss(const Tensor& loss, Reduction reduction,
+                   SourceLocation location = SourceLocation::current());
+}  // namespace detail
 
 // Softmax cross-entropy of logits [N, C] against int64 class labels [N], fused on log-softmax:
 // finite for any finite logits, gradient (softmax − onehot)/N.

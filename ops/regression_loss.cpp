@@ -19,22 +19,16 @@ namespace {
 
 Tensor reduced(const Tensor& loss, KlReduction reduction, const SourceLocation& location) {
   switch (reduction) {
-    case KlReduction::none:
-      return loss;
-    case KlReduction::sum:
-      return sum(loss, location);
-    case KlReduction::mean:
-      return mean(loss, location);
     case KlReduction::batchmean:
       return sum(loss, location) / double(loss.rank() == 0 ? 1 : loss.shape()[0]);
+    case KlReduction::mean:
+      return detail::reduce_loss(loss, Reduction::mean, location);
+    case KlReduction::sum:
+      return detail::reduce_loss(loss, Reduction::sum, location);
+    case KlReduction::none:
+      return loss;
   }
   return loss;
-}
-
-KlReduction as_kl(Reduction reduction) {
-  return reduction == Reduction::mean  ? KlReduction::mean
-         : reduction == Reduction::sum ? KlReduction::sum
-                                       : KlReduction::none;
 }
 
 // Where |d| < width: 1, else 0; a constant of the rules.
@@ -53,7 +47,7 @@ void check_width(double width, const char* name, const char* op, const SourceLoc
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction,
                SourceLocation location) {
   return detail::composite("l1_loss", location, [&] {
-    return reduced(abs(sub(input, target, location), location), as_kl(reduction), location);
+    return detail::reduce_loss(abs(sub(input, target, location), location), reduction, location);
   });
 }
 
@@ -66,7 +60,7 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduc
     // β = 0 never takes the quadratic branch: the loss is l1_loss, as in PyTorch.
     const Tensor square_part = beta > 0 ? quadratic * (d * d) * (0.5 / beta) : zeros_like(d);
     const Tensor loss = square_part + (1.0 - quadratic) * (abs(d, location) - 0.5 * beta);
-    return reduced(loss, as_kl(reduction), location);
+    return detail::reduce_loss(loss, reduction, location);
   });
 }
 
@@ -78,7 +72,7 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction
     const Tensor quadratic = inside(d, delta, "huber_loss");
     const Tensor loss =
         quadratic * (d * d) * 0.5 + (1.0 - quadratic) * (abs(d, location) - 0.5 * delta) * delta;
-    return reduced(loss, as_kl(reduction), location);
+    return detail::reduce_loss(loss, reduction, location);
   });
 }
 
