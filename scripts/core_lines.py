@@ -15,8 +15,10 @@ CORE = ["autograd/tensor.h", "autograd/tensor.cpp", "autograd/op.h", "autograd/o
         "autograd/tape.h", "autograd/tape_core.h", "autograd/tape.cpp", "autograd/backward.h",
         "autograd/backward.cpp"]
 MAX_FUNCTION_LINES = 60
-NOT_FUNCTIONS = re.compile(r"^\s*(if|for|while|switch|catch|else|do|namespace|struct|class|enum|"
-                           r"union|template\s*<[^>]*>\s*(struct|class))\b|=\s*\[|\[[^\]]*\]\s*\(")
+# A line that opens a function body ends its signature with ") {" (const, noexcept, a trailing
+# return type or override between); control statements and lambdas end the same way.
+SIGNATURE = re.compile(r"\)\s*(const\s*)?(noexcept\s*)?(->.*)?(override\s*)?\{\s*$")
+NOT_FUNCTIONS = re.compile(r"^\s*}?\s*(if|for|while|switch|catch|else|do)\b|\[[^\]]*\]\s*\(")
 
 
 def strip_comments(text):
@@ -53,21 +55,17 @@ def long_functions(lines):
     found, i = [], 0
     while i < len(lines):
         line = lines[i]
-        opens_body = line.rstrip().endswith("{") and "(" in "".join(lines[max(0, i - 3):i + 1])
-        if opens_body and not NOT_FUNCTIONS.search(line) and line.startswith(("", " ")):
-            depth, j = 0, i
-            while j < len(lines):
-                depth += lines[j].count("{") - lines[j].count("}")
-                if depth <= 0:
-                    break
-                j += 1
-            length = j - i + 1
-            if length > MAX_FUNCTION_LINES and re.search(r"\)\s*(const\s*)?(noexcept\s*)?"
-                                                         r"(->\s*[\w:<>&*]+\s*)?\{\s*$", line):
-                found.append((i + 1, length, line.strip()))
-            i = j + 1 if re.search(r"\)\s*(const\s*)?(noexcept\s*)?(->.*)?\{\s*$", line) else i + 1
-        else:
+        if not SIGNATURE.search(line) or NOT_FUNCTIONS.search(line):
             i += 1
+            continue
+        depth, end = 0, i
+        for end in range(i, len(lines)):
+            depth += lines[end].count("{") - lines[end].count("}")
+            if depth <= 0:
+                break
+        if end - i + 1 > MAX_FUNCTION_LINES:
+            found.append((i + 1, end - i + 1, line.strip()))
+        i = end + 1
     return found
 
 
