@@ -9,10 +9,6 @@ namespace tg {
 
 namespace {
 
-std::size_t byte_size(const Shape& shape, DType dtype) {
-  return tensor_bytes(shape, dtype_size(dtype), dtype_name(dtype));
-}
-
 void store(Tensor& t, std::int64_t flat, double value) {
   switch (t.dtype()) {
     case DType::f32:
@@ -65,7 +61,8 @@ Tensor full(const Shape& shape, double value, DType dtype) {
 
 Tensor zeros(const Shape& shape, DType dtype) {
   Tensor out = empty(shape, dtype);
-  std::memset(out.raw_data(), 0, byte_size(shape, dtype));
+  // empty() sized the storage to the byte count, checked once there.
+  std::memset(out.raw_data(), 0, out.impl()->storage->bytes);
   return out;
 }
 
