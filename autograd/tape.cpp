@@ -126,9 +126,10 @@ void TapeCore::clear() {
   // A new generation first: impls released below then see that they no longer count.
   ++generation;
   live_outputs = 0;
-  // The next graph is likely the size of this one: compacting before it has grown past twice
-  // that would only copy entries that are all still needed.
-  compact_at = std::max(kMinEntriesBeforeCompaction, 2 * entries.size());
+  // Back to the first threshold, not twice this graph's size: after one huge graph, a loop that
+  // carries a handle from step to step would otherwise hold that many entries before its first
+  // reclamation. Doubling from the start keeps compaction's cost linear in a graph's size.
+  compact_at = kMinEntriesBeforeCompaction;
   clear_and_trim(entries);
   clear_and_trim(refs);
   --busy;
