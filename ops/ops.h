@@ -85,9 +85,13 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices,
 // (optional), fused: no transposed copy of W, the bias added in place.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
               SourceLocation location = SourceLocation::current());
-// Matrix product of [m,k]·[k,n], or batched [b,m,k]·[b,k,n] (a 2-D side broadcasts over b).
+// torch.matmul: vector·vector is a scalar, a 1-D first (second) operand is a row (column) whose
+// 1 is removed from the result, and the batch dims of N-d operands broadcast like elementwise ops
+// ([2,1,3,4]·[5,4,6] -> [2,5,3,6]); the gradient is summed over broadcast batch dims.
 Tensor matmul(const Tensor& a, const Tensor& b,
               SourceLocation location = SourceLocation::current());
+// torch.bmm: [b,m,k]·[b,k,n] -> [b,m,n], strictly 3-D with equal batches (no broadcasting).
+Tensor bmm(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
 
 // ---- softmax family and losses (ops/softmax.cpp, ops/loss.cpp) ----
 Tensor softmax(const Tensor& x, std::int64_t axis = -1,
@@ -110,6 +114,28 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels,
 // Negative log-likelihood of log-probabilities [N, C] against int64 labels [N].
 Tensor nll_loss(const Tensor& log_probs, const Tensor& labels,
                 Reduction reduction = Reduction::mean,
+                SourceLocation location = SourceLocation::current());
+
+// torch.nn.functional.cross_entropy's options. Scores are [N, C], [N, C, d1, ...] with labels
+// [N, d1, ...], or unbatched [C] with a scalar label. A label equal to ignore_index contributes 0
+// and is left out of the mean, whose denominator is the sum of the weights of the other labels
+// (NaN when every label is ignored, as PyTorch). label_smoothing ε mixes in the uniform
+// distribution, as PyTorch: (1 − ε)·nll + ε/C·Σ_c w_c·(−log p_c). No gradient flows to `weight`
+// (PyTorch has none either): a weight that requires grad is an error in the backward pass.
+struct CrossEntropyOptions {
+  Reduction reduction = Reduction::mean;
+  std::int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+  Tensor weight;  // [C] class weights; undefined = all ones
+};
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& options,
+                     SourceLocation location = SourceLocation::current());
+struct NllLossOptions {
+  Reduction reduction = Reduction::mean;
+  std::int64_t ignore_index = -100;
+  Tensor weight;
+};
+Tensor nll_loss(const Tensor& log_probs, const Tensor& labels, const NllLossOptions& options,
                 SourceLocation location = SourceLocation::current());
 // Binary cross-entropy of logits against targets in [0, 1], in the stable form
 // max(x, 0) − x·y + log(1 + e^(−|x|)): finite for any finite logits.
