@@ -126,14 +126,14 @@ struct CrossEntropyOptions {
   Reduction reduction = Reduction::mean;
   std::int64_t ignore_index = -100;
   double label_smoothing = 0.0;
-  Tensor weight;  // [C] class weights; undefined = all ones
+  Tensor weight{};  // [C] class weights; undefined = all ones
 };
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const CrossEntropyOptions& options,
                      SourceLocation location = SourceLocation::current());
 struct NllLossOptions {
   Reduction reduction = Reduction::mean;
   std::int64_t ignore_index = -100;
-  Tensor weight;
+  Tensor weight{};
 };
 Tensor nll_loss(const Tensor& log_probs, const Tensor& labels, const NllLossOptions& options,
                 SourceLocation location = SourceLocation::current());
