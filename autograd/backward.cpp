@@ -251,12 +251,12 @@ class BackwardPass {
     {
       const RuleScope rule;
       if (options_.create_graph && entry.op->rebuild_residuals && entry.num_saved > 0) {
-        entry.op->rebuild_residuals(*entry.op, index, entry.location, s_.tensors, entry.num_inputs,
-                                    s_.needs);
+        entry.op->rebuild_residuals(*entry.op, entry.attrs.data(), index, entry.location,
+                                    s_.tensors, entry.num_inputs, s_.needs);
       }
       const std::span<const Tensor> tensors = s_.tensors;
-      BackwardContext ctx(tensors.first(entry.num_inputs), tensors[entry.num_inputs],
-                          tensors.subspan(entry.num_inputs + 1, entry.num_saved), grad_output,
+      BackwardContext ctx(tensors.first(entry.num_inputs), tensors.subspan(entry.num_inputs, 1),
+                          tensors.subspan(entry.num_inputs + 1, entry.num_saved), {&grad_output, 1},
                           s_.needs, s_.grad_inputs, options_.create_graph, entry.op->name,
                           entry.location);
       if (tracing()) {

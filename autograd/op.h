@@ -89,6 +89,8 @@ class ForwardContext {
   void save(const Tensor& residual, Residual kind = Residual::differentiable);
   std::span<const Tensor> saved() const { return {saved_.data(), num_saved_}; }
   Residual residual_kind(std::size_t i) const { return kinds_[i]; }
+  const char* op_name() const { return op_; }
+  const std::source_location& location() const { return location_; }
 
  private:
   std::span<const Tensor* const> inputs_;
@@ -102,14 +104,14 @@ class ForwardContext {
 
 class BackwardContext {
  public:
-  BackwardContext(std::span<const Tensor> inputs, const Tensor& output,
-                  std::span<const Tensor> saved, const Tensor& grad_output,
+  BackwardContext(std::span<const Tensor> inputs, std::span<const Tensor> outputs,
+                  std::span<const Tensor> saved, std::span<const Tensor> grad_outputs,
                   std::span<const std::uint8_t> needs_grad, std::span<Tensor> grads,
                   bool create_graph, const char* op, const std::source_location& location)
       : inputs_(inputs),
-        output_(output),
+        outputs_(outputs),
         saved_(saved),
-        grad_output_(grad_output),
+        grad_outputs_(grad_outputs),
         needs_grad_(needs_grad),
         grads_(grads),
         create_graph_(create_graph),
@@ -118,16 +120,24 @@ class BackwardContext {
 
   const Tensor& input(std::size_t i) const { return inputs_[checked(i, inputs_.size(), "input")]; }
   std::size_t num_inputs() const { return inputs_.size(); }
-  const Tensor& output() const { return output_; }
+  // Output k and its cotangent (several only for tg::MultiOutputOp).
+  const Tensor& output(std::size_t k = 0) const {
+    return outputs_[checked(k, outputs_.size(), "output")];
+  }
+  std::size_t num_outputs() const { return outputs_.size(); }
   const Tensor& saved(std::size_t i) const { return saved_[checked(i, saved_.size(), "saved")]; }
   std::size_t num_saved() const { return saved_.size(); }
-  const Tensor& grad_output() const { return grad_output_; }
+  const Tensor& grad_output(std::size_t k = 0) const {
+    return grad_outputs_[checked(k, grad_outputs_.size(), "grad_output")];
+  }
   // False for inputs no gradient can flow to (constants, int64 labels): skip their work.
   bool needs_grad(std::size_t i) const {
     return needs_grad_[checked(i, needs_grad_.size(), "needs_grad")] != 0;
   }
   // True when the backward pass is itself being recorded.
   bool create_graph() const { return create_graph_; }
+  const char* op_name() const { return op_; }
+  const std::source_location& location() const { return location_; }
   // The gradient for input i; it may have the output's broadcast shape, the engine sums it back.
   void set_grad(std::size_t i, Tensor grad) {
     grads_[checked(i, grads_.size(), "set_grad")] = std::move(grad);
@@ -141,9 +151,9 @@ class BackwardContext {
   }
 
   std::span<const Tensor> inputs_;
-  const Tensor& output_;
+  std::span<const Tensor> outputs_;
   std::span<const Tensor> saved_;
-  const Tensor& grad_output_;
+  std::span<const Tensor> grad_outputs_;
   std::span<const std::uint8_t> needs_grad_;
   std::span<Tensor> grads_;
   bool create_graph_;
@@ -165,7 +175,7 @@ struct OpBase {
   // Under create_graph, called before the rule to replace the saved residuals (tensors holds the
   // entry's inputs, output and residuals) with ones on the graph: CustomOp reruns its forward.
   // Built-in ops recompute what they need in their rules instead.
-  void (*rebuild_residuals)(const OpBase& op, std::int64_t entry,
+  void (*rebuild_residuals)(const OpBase& op, const void* attrs, std::int64_t entry,
                             const std::source_location& location, std::span<Tensor> tensors,
                             std::size_t num_inputs, std::span<const std::uint8_t> needs) = nullptr;
 };

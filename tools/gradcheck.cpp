@@ -404,4 +404,32 @@ GradcheckResult gradgradcheck(const TensorFunction& f, const std::vector<Tensor>
   return result;
 }
 
+namespace {
+
+// The floating outputs of f, flattened and joined in order: the one output the checks take.
+TensorFunction joined_outputs(const MultiTensorFunction& f) {
+  return [f](const std::vector<Tensor>& inputs) {
+    std::vector<Tensor> pieces;
+    for (const Tensor& output : f(inputs)) {
+      if (output.defined() && is_floating(output.dtype())) {
+        pieces.push_back(reshape(output, {output.numel()}));
+      }
+    }
+    if (pieces.empty()) fail("gradcheck: the function returned no floating output");
+    return concat(pieces);
+  };
+}
+
+}  // namespace
+
+GradcheckResult gradcheck(const MultiTensorFunction& f, const std::vector<Tensor>& inputs,
+                          const GradcheckOptions& options) {
+  return gradcheck(joined_outputs(f), inputs, options);
+}
+
+GradcheckResult gradgradcheck(const MultiTensorFunction& f, const std::vector<Tensor>& inputs,
+                              const GradcheckOptions& options) {
+  return gradgradcheck(joined_outputs(f), inputs, options);
+}
+
 }  // namespace tg

@@ -3,6 +3,7 @@
 // central finite differences in float64 and, on failure, says which entry is wrong and by how
 // much, down to the tape entry (op, source line) whose rule disagrees.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -91,6 +92,15 @@ GradcheckResult gradcheck(const TensorFunction& f, const std::vector<Tensor>& in
 // gradcheck of the map (inputs, v) ↦ vᵀJ_f(inputs), computed by a backward with create_graph:
 // checks the second derivatives, i.e. that every backward rule is itself differentiable.
 GradcheckResult gradgradcheck(const TensorFunction& f, const std::vector<Tensor>& inputs,
+                              const GradcheckOptions& options = {});
+
+// A function with several outputs, such as a tg::MultiOutputOp: both checks take the Jacobian of
+// its floating outputs flattened and joined in order, so an output index in a report counts
+// through output 0's entries, then output 1's.
+using MultiTensorFunction = std::function<std::vector<Tensor>(const std::vector<Tensor>& inputs)>;
+GradcheckResult gradcheck(const MultiTensorFunction& f, const std::vector<Tensor>& inputs,
+                          const GradcheckOptions& options = {});
+GradcheckResult gradgradcheck(const MultiTensorFunction& f, const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options = {});
 
 }  // namespace tg

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <type_traits>
 #include <utility>
 
-#include "tools/gtest.h"
+#include "../expect_error.h"
 #include "tapegrad.h"
+#include "tools/gtest.h"
 
 namespace tg {
 namespace {
@@ -295,6 +297,161 @@ TEST(Localisation, FastModeLocalisesToo) {
   EXPECT_NE(r.report.find("fast gradcheck failed"), std::string::npos) << r.report;
   ASSERT_EQ(r.culprits.size(), 1u) << r.report;
   EXPECT_EQ(r.culprits[0].op, "swish_dropped_term");
+}
+
+// ---- attributes ----
+
+// y = x^p with p an attribute: the struct is copied into each tape entry, so two calls with
+// different exponents in one graph keep their own.
+struct Power {
+  double p;
+};
+const CustomOp power{"power", "dx = g ⊙ p x^(p−1)",
+                     [](ForwardContext& ctx, const Power& a) { return pow(ctx.input(0), a.p); },
+                     [](BackwardContext& ctx, const Power& a) {
+                       ctx.set_grad(0, ctx.grad_output() * pow(ctx.input(0), a.p - 1.0) * a.p);
+                     }};
+static_assert(std::is_same_v<decltype(power), const CustomOp<Power>>);
+
+TEST(CustomOp, AttributesReachTheForwardAndTheRuleOfEachCall) {
+  Tape tape;
+  Tensor x = tensor({0.5, 1.5, 2.0}, f64).requires_grad(true);
+  const unsigned line = __LINE__ + 1;
+  const Tensor y = power(Power{3.0}, x) + power(Power{0.5}, x);
+  EXPECT_EQ(tape.entry(0).location.line(), line);
+  EXPECT_STREQ(tape.entry(1).op, "power");
+  sum(y).backward();
+  const std::vector<double> xs{0.5, 1.5, 2.0};
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    EXPECT_DOUBLE_EQ(y.to_vector()[i], std::pow(xs[i], 3.0) + std::sqrt(xs[i]));
+    EXPECT_NEAR(x.grad().to_vector()[i], 3 * xs[i] * xs[i] + 0.5 / std::sqrt(xs[i]), 1e-14);
+  }
+  const auto f = [](const std::vector<Tensor>& in) { return power(Power{2.5}, in[0]); };
+  EXPECT_GRADCHECK(f, {x});
+  EXPECT_TRUE(gradgradcheck(f, {x}).passed);
+  EXPECT_TRUE(
+      gradgradcheck([](const auto& in) { return power.apply(Power{-1.5}, {in[0]}); }, {x}).passed);
+}
+
+// ---- several outputs ----
+
+// (sin x, cos x): the rule reads both cotangents and both outputs.
+const MultiOutputOp sin_cos{
+    "sin_cos", "dx = g₀ ⊙ cos x − g₁ ⊙ sin x",
+    [](ForwardContext& ctx) {
+      return std::vector{sin(ctx.input(0)), cos(ctx.input(0))};
+    },
+    [](BackwardContext& ctx) {
+      ctx.set_grad(0, ctx.grad_output(0) * ctx.output(1) - ctx.grad_output(1) * ctx.output(0));
+    }};
+
+TEST(MultiOutputOp, ReturnsEachOutputAndItsRuleGetsOneCotangentPerOutput) {
+  Tensor x = tensor({{-1.0, 0.25, 2.0}, {0.0, 3.0, -0.5}}, f64).requires_grad(true);
+  const std::vector<Tensor> out = sin_cos(x);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].shape(), (Shape{2, 3}));
+  EXPECT_EQ(out[0].to_vector(), sin(x).to_vector());
+  EXPECT_EQ(out[1].to_vector(), cos(x).to_vector());
+  sum(out[0] * 2.0 + out[1] * out[1]).backward();
+  const std::vector<double> xs = x.to_vector();
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    EXPECT_NEAR(x.grad().to_vector()[i],
+                2 * std::cos(xs[i]) - 2 * std::cos(xs[i]) * std::sin(xs[i]), 1e-15);
+  }
+  const MultiTensorFunction f = [](const std::vector<Tensor>& in) { return sin_cos(in[0]); };
+  EXPECT_TRUE(gradcheck(f, {x}).passed);
+  EXPECT_TRUE(gradgradcheck(f, {x}).passed);
+}
+
+TEST(MultiOutputOp, AnUnusedOutputsCotangentIsZeros) {
+  static std::vector<double> seen_g0;
+  static const MultiOutputOp watched{
+      "watched", "dx = g₀ ⊙ cos x − g₁ ⊙ sin x",
+      [](ForwardContext& ctx) {
+        return std::vector{sin(ctx.input(0)), cos(ctx.input(0))};
+      },
+      [](BackwardContext& ctx) {
+        seen_g0 = ctx.grad_output(0).to_vector();
+        ctx.set_grad(0, ctx.grad_output(0) * ctx.output(1) - ctx.grad_output(1) * ctx.output(0));
+      }};
+  Tensor x = tensor({0.3, -1.2}, f64).requires_grad(true);
+  sum(watched(x)[1]).backward();
+  EXPECT_EQ(seen_g0, (std::vector<double>{0, 0}));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{-std::sin(0.3), -std::sin(-1.2)}));
+}
+
+// The largest entry and its int64 index: the index is a constant output.
+const MultiOutputOp max_and_index{
+    "max_and_index", "dx = g₀ at the index of the max",
+    [](ForwardContext& ctx) {
+      const Tensor index = argmax(ctx.input(0));
+      ctx.save(index, Residual::constant);
+      return std::vector{max(ctx.input(0), 0), index};
+    },
+    [](BackwardContext& ctx) {
+      EXPECT_FALSE(ctx.grad_output(1).defined());
+      EXPECT_FALSE(ctx.output(1).defined());
+      ctx.set_grad(0, scatter_add(zeros_like(ctx.input(0)), 0, reshape(ctx.saved(0), {1}),
+                                  reshape(ctx.grad_output(0), {1})));
+    }};
+
+TEST(MultiOutputOp, AnInt64OutputIsAConstant) {
+  Tensor x = tensor({0.5, 4.0, -2.0, 1.0}, f64).requires_grad(true);
+  const std::vector<Tensor> out = max_and_index(x);
+  EXPECT_EQ(out[0].to_vector(), std::vector<double>{4.0});
+  EXPECT_EQ(out[1].dtype(), i64);
+  EXPECT_FALSE(out[1].requires_grad());
+  EXPECT_EQ(out[1].item<std::int64_t>(), 1);
+  (out[0] * 3.0).backward();
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{0, 3, 0, 0}));
+  EXPECT_GRADCHECK([](const auto& in) { return max_and_index(in[0])[0]; }, {x});
+}
+
+TEST(MultiOutputOp, WithoutGradientsItReturnsTheForwardsTensors) {
+  const Tensor x = tensor({1.0, 2.0}, f64);
+  Tape tape;
+  const std::vector<Tensor> out = sin_cos(x);
+  EXPECT_EQ(tape.size(), 0u);
+  EXPECT_EQ(out[1].to_vector(), cos(x).to_vector());
+}
+
+TEST(MultiOutputOp, AWrongRuleIsLocalisedToItsLine) {
+  static const MultiOutputOp sin_cos_wrong{
+      "sin_cos_wrong", "dx = g₀ ⊙ cos x (wrong: the g₁ term is missing)",
+      [](ForwardContext& ctx) {
+        return std::vector{sin(ctx.input(0)), cos(ctx.input(0))};
+      },
+      [](BackwardContext& ctx) { ctx.set_grad(0, ctx.grad_output(0) * ctx.output(1)); }};
+  Generator gen(5);
+  const Tensor x = randn({3}, gen, f64);
+  const unsigned line = __LINE__ + 1;
+  const MultiTensorFunction f = [](const std::vector<Tensor>& in) { return sin_cos_wrong(in[0]); };
+  const GradcheckResult r = gradcheck(f, {x});
+  ASSERT_FALSE(r.passed);
+  ASSERT_FALSE(r.culprits.empty()) << r.report;
+  EXPECT_EQ(r.culprits[0].op, "sin_cos_wrong") << r.report;
+  EXPECT_EQ(r.culprits[0].location, "custom_op_test.cpp:" + std::to_string(line)) << r.report;
+  // Output index 3 onwards is the second output: the cosine's entries are the wrong ones.
+  ASSERT_TRUE(r.worst.has_value());
+  EXPECT_GE(r.worst->output_index[0], 3);
+}
+
+TEST(MultiOutputOp, MisuseIsAnErrorNamingTheOpAndTheLine) {
+  static const MultiOutputOp mixed{"mixed_dtypes", "-",
+                                   [](ForwardContext& ctx) {
+                                     return std::vector{ctx.input(0) * 2.0, ctx.input(0).to(f32)};
+                                   },
+                                   [](BackwardContext&) {}};
+  static const MultiOutputOp none{"no_outputs", "-",
+                                  [](ForwardContext&) { return std::vector<Tensor>{}; },
+                                  [](BackwardContext&) {}};
+  const Tensor x = tensor({1.0}, f64).requires_grad(true);
+  const unsigned line = __LINE__ + 2;
+  test_support::expect_error_containing(
+      [&] { mixed(x); }, "custom_op_test.cpp:" + std::to_string(line) +
+                             "): floating outputs must share one dtype: output 1 is float32, an "
+                             "earlier one float64");
+  test_support::expect_error_containing([&] { none(x); }, "no_outputs");
 }
 
 }  // namespace
