@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <memory>
+#include <ostream>
 #include <sstream>
 
 #include "module_gradcheck.h"
@@ -168,15 +169,20 @@ TEST_P(EachKind, PassesGradgradcheckThroughTheRecurrence) {
   EXPECT_TRUE(testing::as_assertion(r));
 }
 
-std::string kind_name(const ::testing::TestParamInfo<Kind>& info) {
-  switch (info.param) {
+// gtest prints a parameter with operator<<, and names each case after it.
+std::ostream& operator<<(std::ostream& out, Kind kind) {
+  switch (kind) {
     case Kind::rnn:
-      return "RNN";
+      return out << "RNN";
     case Kind::lstm:
-      return "LSTM";
+      return out << "LSTM";
     default:
-      return "GRU";
+      return out << "GRU";
   }
+}
+
+std::string kind_name(const ::testing::TestParamInfo<Kind>& info) {
+  return ::testing::PrintToString(info.param);
 }
 
 INSTANTIATE_TEST_SUITE_P(Recurrent, EachKind, ::testing::Values(Kind::rnn, Kind::lstm, Kind::gru),

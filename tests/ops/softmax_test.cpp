@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
+#include <string>
 
 #include "tapegrad.h"
 #include "tools/gtest.h"
@@ -14,6 +16,15 @@ struct SoftmaxCase {
   Shape shape;
   std::int64_t axis;
 };
+std::ostream& operator<<(std::ostream& out, const SoftmaxCase& c) {
+  return out << c.shape.str() << " axis " << c.axis;
+}
+std::string case_name(const ::testing::TestParamInfo<SoftmaxCase>& info) {
+  std::string name;
+  for (std::int64_t dim : info.param.shape) name += std::to_string(dim) + "x";
+  name.back() = '_';
+  return name + "axis" + std::to_string(info.param.axis);
+}
 
 class SoftmaxAlongAxis : public ::testing::TestWithParam<SoftmaxCase> {};
 
@@ -91,7 +102,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, SoftmaxAlongAxis,
                          ::testing::Values(SoftmaxCase{{1}, 0}, SoftmaxCase{{3}, 0},
                                            SoftmaxCase{{5, 7}, 0}, SoftmaxCase{{5, 7}, 1},
                                            SoftmaxCase{{2, 3, 4}, 0}, SoftmaxCase{{2, 3, 4}, 1},
-                                           SoftmaxCase{{2, 3, 4}, 2}));
+                                           SoftmaxCase{{2, 3, 4}, 2}),
+                         case_name);
 
 TEST(Softmax, SeedArticleExampleValues) {
   Tensor z = tensor({1, 2, 3}, f64).requires_grad(true);
