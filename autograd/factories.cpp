@@ -24,6 +24,10 @@ void store(Tensor& t, std::int64_t flat, double value) {
       }
       t.data<std::int64_t>()[flat] = std::int64_t(value);
       break;
+    case DType::b8:
+      // As PyTorch's bool(): any non-zero value, NaN included, is true.
+      t.data<bool>()[flat] = value != 0.0;
+      break;
   }
 }
 

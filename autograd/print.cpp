@@ -25,13 +25,15 @@ const char* producer_name(const detail::TensorImpl& impl) {
 namespace {
 
 struct NumberFormat {
-  enum class Mode { integer, fixed, scientific } mode = Mode::fixed;
+  enum class Mode { boolean, integer, fixed, scientific } mode = Mode::fixed;
   int width = 1;
 
   std::string operator()(double v) const {
+    if (mode == Mode::boolean) return v != 0 ? "True" : "False";
     if (std::isnan(v)) return "nan";
     if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
     switch (mode) {
+      case Mode::boolean:
       case Mode::integer:
         return fmt::format("{:.0f}.", v);
       case Mode::fixed:
@@ -55,7 +57,9 @@ NumberFormat choose_format(const std::vector<double>& values, DType dtype) {
     if (a > 0) min_abs = std::min(min_abs, a);
     integral = integral && v == std::nearbyint(v);
   }
-  if (dtype == DType::i64) {
+  if (dtype == DType::b8) {
+    format.mode = NumberFormat::Mode::boolean;
+  } else if (dtype == DType::i64) {
     format.mode = NumberFormat::Mode::integer;
   } else if (integral && max_abs < 1e8) {
     format.mode = NumberFormat::Mode::integer;
@@ -126,7 +130,10 @@ std::ostream& operator<<(std::ostream& out, const Tensor& t) {
     print_block(out, t, values, format, 0, 0, int(std::string("tensor(").size()),
                 t.numel() > kSummarizeAbove);
   }
-  if (t.dtype() != DType::f32) out << ", dtype=" << dtype_name(t.dtype());
+  // True and False already say bool, so PyTorch prints no dtype for it either.
+  if (t.dtype() != DType::f32 && t.dtype() != DType::b8) {
+    out << ", dtype=" << dtype_name(t.dtype());
+  }
   if (const char* op = producer_name(*t.impl())) {
     out << ", grad_fn=<" << op << '>';
   } else if (t.requires_grad()) {

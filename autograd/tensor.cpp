@@ -58,6 +58,8 @@ double element(const Tensor& t, std::int64_t flat) {
       return t.data<double>()[flat];
     case DType::i64:
       return double(t.data<std::int64_t>()[flat]);
+    case DType::b8:
+      return t.data<bool>()[flat] ? 1.0 : 0.0;
   }
   return 0.0;
 }

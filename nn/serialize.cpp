@@ -90,6 +90,8 @@ const char* safetensors_dtype(DType dtype) {
       return "F64";
     case DType::i64:
       return "I64";
+    case DType::b8:
+      return "BOOL";
   }
   return "?";
 }
@@ -112,8 +114,9 @@ DType parse_dtype(const std::string& path, const std::string& name, const nlohma
   if (text == "F32") return DType::f32;
   if (text == "F64") return DType::f64;
   if (text == "I64") return DType::i64;
-  corrupt(path,
-          fmt::format("tensor '{}' has dtype {}; tapegrad reads F32, F64 and I64", name, text));
+  if (text == "BOOL") return DType::b8;
+  corrupt(path, fmt::format("tensor '{}' has dtype {}; tapegrad reads F32, F64, I64 and BOOL", name,
+                            text));
 }
 
 Record parse_record(const std::string& path, const std::string& name, const nlohmann::json& entry,
@@ -422,6 +425,16 @@ NamedTensors parse_safetensors(std::span<const std::byte> bytes, const std::stri
   const std::byte* data = bytes.data() + 8 + header_bytes;
   NamedTensors tensors;
   for (const Record& r : records) {
+    // A C++ bool holding any byte but 0 or 1 is undefined behaviour: refused before it is one.
+    if (r.dtype == DType::b8) {
+      const auto* first = data + r.begin;
+      const auto* bad =
+          std::find_if(first, data + r.end, [](std::byte b) { return b > std::byte{1}; });
+      if (bad != data + r.end) {
+        corrupt(path, fmt::format("BOOL tensor '{}' holds byte {} at element {} (expected 0 or 1)",
+                                  r.name, int(*bad), bad - first));
+      }
+    }
     Tensor t = empty(r.shape, r.dtype);
     if (r.end > r.begin) std::memcpy(t.raw_data(), data + r.begin, r.end - r.begin);
     tensors.emplace_back(r.name, t);

@@ -181,6 +181,135 @@ Tensor randn_like(const Tensor& like, Generator& generator);
 Tensor randint_like(const Tensor& like, std::int64_t low, std::int64_t high, Generator& generator,
                     SourceLocation location = SourceLocation::current());
 
+// ---- masks (ops/mask.cpp) ----
+//
+// Boolean masks (dtype tg::b8, PyTorch's torch.bool) with PyTorch's semantics: comparisons and the
+// logical ops make them, where / masked_fill / masked_select select with them, sum counts them
+// (int64) and cast(mask, f32) turns them into 0 and 1. Comparisons, logic and isnan are not
+// differentiable (their outputs never require grad); where, masked_fill and masked_select are, in
+// their floating operands. mean(mask) is an error, as in PyTorch.
+
+// a == b, a != b, a < b, a <= b, a > b, a >= b elementwise, broadcasting, as a bool mask. Both
+// operands have one dtype, any of the four; unlike PyTorch, mixed dtypes are an error instead of
+// being promoted (convert one with .to()). NaN compares unequal to everything, itself included;
+// −0 equals 0; false < true.
+Tensor eq(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor ne(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor lt(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor le(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor gt(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+Tensor ge(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
+// Against a number. A float32 or float64 tensor compares in its own precision, the number rounded
+// to it first, as PyTorch does (a float32 0.1f == 0.1 is true, and 3e38f < 1e300 is true because
+// 1e300 rounds to inf). An int64 or bool tensor compares exactly: as PyTorch with a Python int,
+// whereas with a Python float PyTorch rounds both sides to float32 (there 16777217 == 16777216.0
+// is true; here it is false).
+Tensor eq(const Tensor& a, double b, SourceLocation location = SourceLocation::current());
+Tensor ne(const Tensor& a, double b, SourceLocation location = SourceLocation::current());
+Tensor lt(const Tensor& a, double b, SourceLocation location = SourceLocation::current());
+Tensor le(const Tensor& a, double b, SourceLocation location = SourceLocation::current());
+Tensor gt(const Tensor& a, double b, SourceLocation location = SourceLocation::current());
+Tensor ge(const Tensor& a, double b, SourceLocation location = SourceLocation::current());
+
+// Logic on truth values, broadcasting: any dtypes, mixed too; non-zero is true, NaN included (as
+// PyTorch's logical_* and bool()).
+Tensor logical_and(const Tensor& a, const Tensor& b,
+                   SourceLocation location = SourceLocation::current());
+Tensor logical_or(const Tensor& a, const Tensor& b,
+                  SourceLocation location = SourceLocation::current());
+Tensor logical_xor(const Tensor& a, const Tensor& b,
+                   SourceLocation location = SourceLocation::current());
+Tensor logical_not(const Tensor& x, SourceLocation location = SourceLocation::current());
+// Which elements are NaN, ±inf, or neither; int64 and bool elements are always finite.
+Tensor isnan(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor isinf(const Tensor& x, SourceLocation location = SourceLocation::current());
+Tensor isfinite(const Tensor& x, SourceLocation location = SourceLocation::current());
+
+// a where cond is true, else b; cond is bool, a and b share a dtype, and all three broadcast to
+// the output. Differentiable in a and b: da = g where cond (0 elsewhere), db = g elsewhere, each
+// summed back over broadcasting. The rule selects rather than multiplies by the mask, so an
+// infinite or NaN cotangent never leaks into the other branch as 0·inf. A NaN that the unselected
+// branch computes is not hidden from that branch's own rule, exactly as in PyTorch:
+// where(x > 0, sqrt(x), 0) has gradient 0 / (2·sqrt(x)) = NaN at x < 0. Write
+// where(x > 0, sqrt(where(x > 0, x, 1)), 0) for a gradient of 0 there.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b,
+             SourceLocation location = SourceLocation::current());
+// A number for one branch (of the other branch's dtype).
+Tensor where(const Tensor& cond, const Tensor& a, double b,
+             SourceLocation location = SourceLocation::current());
+Tensor where(const Tensor& cond, double a, const Tensor& b,
+             SourceLocation location = SourceLocation::current());
+// x with `value` where the bool mask (broadcasting to x's shape, not the other way) is true;
+// dx = g where the mask is false, 0 where filled.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value,
+                   SourceLocation location = SourceLocation::current());
+// The elements of x where the bool mask is true, x and mask broadcast to one shape, in row-major
+// order: a 1-D tensor. dx = g added into zeros at the picked positions (summed over broadcasting).
+Tensor masked_select(const Tensor& x, const Tensor& mask,
+                     SourceLocation location = SourceLocation::current());
+
+inline Tensor operator==(Operand a, const Tensor& b) {
+  return eq(a.tensor, b, a.location);
+}
+inline Tensor operator!=(Operand a, const Tensor& b) {
+  return ne(a.tensor, b, a.location);
+}
+inline Tensor operator<(Operand a, const Tensor& b) {
+  return lt(a.tensor, b, a.location);
+}
+inline Tensor operator<=(Operand a, const Tensor& b) {
+  return le(a.tensor, b, a.location);
+}
+inline Tensor operator>(Operand a, const Tensor& b) {
+  return gt(a.tensor, b, a.location);
+}
+inline Tensor operator>=(Operand a, const Tensor& b) {
+  return ge(a.tensor, b, a.location);
+}
+inline Tensor operator==(Operand a, double b) {
+  return eq(a.tensor, b, a.location);
+}
+inline Tensor operator!=(Operand a, double b) {
+  return ne(a.tensor, b, a.location);
+}
+inline Tensor operator<(Operand a, double b) {
+  return lt(a.tensor, b, a.location);
+}
+inline Tensor operator<=(Operand a, double b) {
+  return le(a.tensor, b, a.location);
+}
+inline Tensor operator>(Operand a, double b) {
+  return gt(a.tensor, b, a.location);
+}
+inline Tensor operator>=(Operand a, double b) {
+  return ge(a.tensor, b, a.location);
+}
+// A number on the left: 0 < x is x > 0.
+inline Tensor operator==(double a, Operand b) {
+  return eq(b.tensor, a, b.location);
+}
+inline Tensor operator!=(double a, Operand b) {
+  return ne(b.tensor, a, b.location);
+}
+inline Tensor operator<(double a, Operand b) {
+  return gt(b.tensor, a, b.location);
+}
+inline Tensor operator<=(double a, Operand b) {
+  return ge(b.tensor, a, b.location);
+}
+inline Tensor operator>(double a, Operand b) {
+  return lt(b.tensor, a, b.location);
+}
+inline Tensor operator>=(double a, Operand b) {
+  return le(b.tensor, a, b.location);
+}
+// PyTorch's ~m, m & n, m | n, m ^ n on masks. Only on bool tensors: on int64, PyTorch's are
+// bitwise, and a logical answer there would be a silent wrong number.
+Tensor operator~(Operand mask);
+Tensor operator&(Operand a, const Tensor& b);
+Tensor operator|(Operand a, const Tensor& b);
+Tensor operator^(Operand a, const Tensor& b);
+
 namespace detail {
 
 // An argument error: "op (file:line): message", with the caller's location.
@@ -238,13 +367,15 @@ void register_view_ops(OpRegistry& registry);
 void register_statistics_ops(OpRegistry& registry);
 void register_activation_ops(OpRegistry& registry);
 void register_regression_loss_ops(OpRegistry& registry);
-// All five, for the tests until ops/builtin_ops.cpp registers them with the built-in ops.
+void register_mask_ops(OpRegistry& registry);
+// All of them, for ops/builtin_ops.cpp.
 inline void register_everyday_ops(OpRegistry& registry) {
   register_index_ops(registry);
   register_view_ops(registry);
   register_statistics_ops(registry);
   register_activation_ops(registry);
   register_regression_loss_ops(registry);
+  register_mask_ops(registry);
 }
 
 }  // namespace detail

@@ -5,7 +5,7 @@
 //   max          y = maxₐ x          dx = broadcast(g) ⊙ onehot(first argmax; the first NaN wins)
 //
 // Over nothing, as PyTorch: a sum is 0, a mean NaN (0/0), a max an error; gradients have the
-// input's (empty) shape.
+// input's (empty) shape. A bool mask sums to an int64 count; its mean is an error, as in PyTorch.
 //   sum_to       y = x summed to s   dx = broadcast(g)
 //   broadcast_to y = x repeated to s dx = g (the engine sums it back to x's shape)
 #include <array>
@@ -221,11 +221,15 @@ const Op<ShapeAttrs> kBroadcastTo{"broadcast_to", "dx = sum of g back to x's sha
 
 }  // namespace
 
+// A bool mask sums to its int64 count of true elements, as in PyTorch (the float64 sum is exact
+// up to 2^53 elements); a mask carries no gradient, so nothing is recorded.
 Tensor sum(const Tensor& x, SourceLocation location) {
+  if (x.dtype() == b8) return sum(cast(x, f64, location), location).to(i64);
   return kSumAll({}, location, x);
 }
 
 Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.dtype() == b8) return sum(cast(x, f64, location), axis, keepdim, location).to(i64);
   return kSum({normalize_axis(axis, x.rank(), "sum"), keepdim}, location, x);
 }
 

@@ -15,7 +15,7 @@
 //   softplus y = ln(1 + eˣ)      dx = g ⊙ sigmoid(x)
 //   leaky_relu  y = x or s·x     dx = g ⊙ (1 if x > 0 else s)
 //   pow      y = xᵖ              dx = g ⊙ p·xᵖ⁻¹             (0 everywhere for p = 0)
-//   cast     y = x in dtype d    dx = g in x's dtype
+//   cast     y = x in dtype d    dx = g in x's dtype         (from int64 or bool too: no gradient)
 //
 // Every kernel is exact at the ends of its range (±inf, ±max, denormals, NaN, as std:: and
 // PyTorch): exp, log and sqrt go through the corrected packet functions of ops/kernels.h.
@@ -239,7 +239,7 @@ struct CastAttrs {
 };
 Tensor cast_forward(ForwardContext& ctx, const CastAttrs& a) {
   const Tensor& x = ctx.input(0);
-  return dispatch_floating(x.dtype(), "cast", [&]<class From>() {
+  return dispatch_all(x.dtype(), [&]<class From>() {
     return dispatch_floating(a.dtype, "cast", [&]<class To>() {
       Tensor out = empty(x.shape(), a.dtype);
       detail::flat<To>(out) = detail::flat<From>(x).template cast<To>();
@@ -310,15 +310,18 @@ Tensor pow(const Tensor& x, double exponent, SourceLocation location) {
 
 Tensor cast(const Tensor& x, DType dtype, SourceLocation location) {
   if (!is_floating(dtype)) {
-    fail("cast: can only convert to float32 or float64, not {} (gradients need a floating dtype)",
-         dtype_name(dtype));
+    fail(
+        "cast: can only convert to float32 or float64, not {} (gradients need a floating dtype; "
+        "x.to({}) converts values only)",
+        dtype_name(dtype), dtype_name(dtype));
   }
   return kCast({dtype}, location, x);
 }
 
 Tensor Tensor::to(DType target) const {
   if (is_floating(dtype()) && is_floating(target)) return cast(*this, target);
-  // Conversions to or from int64 carry values only: labels and indices have no gradient.
+  // Conversions to or from int64 and bool carry values only: labels, indices and masks have no
+  // gradient. To bool, any non-zero value (NaN too) is true, as in PyTorch.
   if (dtype() == target) return copy();
   return from_vector(to_vector(), shape(), target);
 }

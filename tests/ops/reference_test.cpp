@@ -178,6 +178,13 @@ Tensor call_everyday_op(const json& call, const std::vector<Tensor>& in) {
     return kl_div(in.at(0), in.at(1), kl_reduction_named(call.at("reduction")),
                   call.at("log_target").get<bool>());
   }
+  if (fn == "where" && call.contains("scalar")) {
+    return call.at("scalar_side") == "a" ? where(in.at(0), real("scalar"), in.at(1))
+                                         : where(in.at(0), in.at(1), real("scalar"));
+  }
+  if (fn == "where") return where(in.at(0), in.at(1), in.at(2));
+  if (fn == "masked_fill") return masked_fill(in.at(0), in.at(1), real("value"));
+  if (fn == "masked_select") return masked_select(in.at(0), in.at(1));
   fail("reference fixture: no tapegrad call for fn '{}'", fn);
 }
 
@@ -302,7 +309,7 @@ std::vector<Record> records(const std::string& file) {
 
 std::vector<Record> op_records() {
   std::vector<Record> all = records("ops.json");
-  for (const char* file : {"losses.json", "everyday.json"}) {
+  for (const char* file : {"losses.json", "everyday.json", "masks.json"}) {
     for (Record& r : records(file)) all.push_back(std::move(r));
   }
   return all;
@@ -370,6 +377,9 @@ std::string replay(const json& c) {
     const Shape shape = shape_of(in.at("shape"));
     if (in.contains("int64")) {
       inputs.push_back(int64_tensor(in.at("int64").get<std::vector<std::int64_t>>(), shape));
+    } else if (in.contains("bool")) {  // masks (scripts/make_mask_reference.py)
+      const auto truth = in.at("bool").get<std::vector<bool>>();
+      inputs.push_back(from_vector(std::vector<double>(truth.begin(), truth.end()), shape, b8));
     } else {
       inputs.push_back(from_vector(numbers(in.at("values")), shape, dtype).requires_grad(true));
       floating.push_back(inputs.back());
@@ -656,7 +666,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceOptimizers, ::testing::ValuesIn(opti
 
 TEST(ReferenceCoverage, EveryFixtureFileHasCases) {
   for (const char* file :
-       {"ops.json", "losses.json", "modules.json", "optim.json", "everyday.json"}) {
+       {"ops.json", "losses.json", "modules.json", "optim.json", "everyday.json", "masks.json"}) {
     EXPECT_FALSE(fixture(file).case_lines.empty()) << file;
   }
 }
