@@ -31,6 +31,12 @@ void store(Tensor& t, std::int64_t flat, double value) {
   }
 }
 
+// Ranges and random draws have no bool form (PyTorch refuses them too): a mask comes from a
+// comparison.
+void check_not_bool(DType dtype, const char* op) {
+  if (dtype == DType::b8) fail("{}: cannot make bool values (compare a tensor to make a mask)", op);
+}
+
 }  // namespace
 
 // ---- random numbers ----
@@ -81,6 +87,7 @@ Tensor ones_like(const Tensor& like) {
 }
 
 Tensor arange(double start, double stop, double step, DType dtype) {
+  check_not_bool(dtype, "arange");
   if (step == 0 || !std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step)) {
     fail("arange: expected finite start, stop and a non-zero step, got {}, {}, {}", start, stop,
          step);
@@ -146,12 +153,14 @@ Tensor int64_tensor(const std::vector<std::int64_t>& values) {
 }
 
 Tensor randn(const Shape& shape, Generator& generator, DType dtype) {
+  check_not_bool(dtype, "randn");
   Tensor out = empty(shape, dtype);
   for (std::int64_t i = 0; i < out.numel(); ++i) store(out, i, generator.normal());
   return out;
 }
 
 Tensor uniform(const Shape& shape, Generator& generator, double low, double high, DType dtype) {
+  check_not_bool(dtype, "uniform");
   Tensor out = empty(shape, dtype);
   for (std::int64_t i = 0; i < out.numel(); ++i) {
     store(out, i, low + (high - low) * generator.uniform());

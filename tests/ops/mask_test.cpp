@@ -198,6 +198,16 @@ TEST(BoolDType, DifferentiableOpsRefuseIt) {
                           "cast: can only convert to float32 or float64, not bool");
 }
 
+TEST(BoolDType, FactoriesMakeMasksButNoRangesOrDraws) {
+  EXPECT_EQ(zeros({2}, b8).to_vector(), (std::vector<double>{0, 0}));
+  EXPECT_EQ(full({2}, 0.5, b8).to_vector(), (std::vector<double>{1, 1}));  // bool(0.5)
+  EXPECT_EQ(ones_like(zeros({1}, b8)).dtype(), b8);
+  Generator generator(1);
+  expect_error_containing([&] { arange(3, b8); }, "arange: cannot make bool values");
+  expect_error_containing([&] { randn({2}, generator, b8); }, "randn: cannot make bool values");
+  expect_error_containing([&] { rand({2}, generator, b8); }, "uniform: cannot make bool values");
+}
+
 TEST(BoolDType, ConvertsBothWays) {
   const Tensor x = tensor({0.0, -0.0, 0.5, kNaN, -kInf});
   // bool(x): non-zero and NaN are true, ±0 false, as in PyTorch.
