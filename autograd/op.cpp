@@ -1,6 +1,8 @@
 #include "autograd/op.h"
 
 #include <algorithm>
+#include <string>
+#include <string_view>
 
 #include "autograd/tape_core.h"
 
@@ -25,6 +27,19 @@ Tensor fresh_output(Tensor output, std::span<const Tensor* const> inputs) {
     return output.detach();
   }
   return output;
+}
+
+// An error of an op's forward ends with the caller's file:line, the one the user can act on: an
+// op the forward ran itself (with tapegrad's own line) gives way to it.
+std::string ending_at(std::string_view message, const std::source_location& location) {
+  const std::string at = fmt::format("{}:{}", location.file_name(), location.line());
+  if (message.find(at) != std::string_view::npos) return std::string(message);
+  if (message.ends_with(')')) {
+    if (const std::size_t inner = message.rfind(" (at "); inner != std::string_view::npos) {
+      message = message.substr(0, inner);
+    }
+  }
+  return fmt::format("{} (at {})", message, at);
 }
 
 }  // namespace
@@ -60,9 +75,11 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
   for (Hook* hook : hooks()) hook->before_forward(op, inputs, location);
   ForwardContext ctx(inputs, recording, op.name, location);
   Tensor output;
-  {
+  try {
     GradModeGuard forward_is_not_recorded(false);
     output = op.forward(op, ctx, attrs);
+  } catch (const Error& e) {
+    throw Error(ending_at(e.what(), location));
   }
   if (!output.defined()) {
     fail("{} ({}:{}): the forward returned an undefined tensor", op.name, location.file_name(),
