@@ -35,7 +35,7 @@ sanitize: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(BUILD)-sanitize --output-on-failure -j $(JOBS) -E '^install\.'
 
-# The threaded tests under ThreadSanitizer. Any report
+# The threaded tests under ThreadSanitizer (tests/CMakeLists.txt compiles only their files there). Any report
 # fails the run.
 TSAN_TESTS ?= Threads.*:Reliability.*Thread*:VersionCounter.*:ParallelFor.*
 tsan: deps
