@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -20,6 +22,8 @@ namespace detail {
 struct TensorImpl;
 class Recorder;
 }  // namespace detail
+
+using SourceLocation = std::source_location;
 
 struct BackwardOptions {
   bool retain_graph = false;  // keep residuals so the graph can be backpropagated again
@@ -42,6 +46,9 @@ class Tensor {
   std::int64_t size(std::int64_t axis) const;
   std::int64_t numel() const { return shape().numel(); }
   DType dtype() const;
+  // libtorch's spellings of rank() and shape().
+  int dim() const { return rank(); }
+  std::vector<std::int64_t> sizes() const { return {shape().begin(), shape().end()}; }
 
   // Typed access to the contiguous row-major buffer; T must match dtype(). Access through a
   // non-const handle counts as a write: it bumps version(), which backward checks for every
@@ -57,6 +64,10 @@ class Tensor {
   std::uint64_t version() const;
 
   double item() const;
+  template <class T>
+  T item() const {
+    return static_cast<T>(item());
+  }
   double at(std::initializer_list<std::int64_t> index) const;
   std::vector<double> to_vector() const;
 
@@ -67,6 +78,100 @@ class Tensor {
   Tensor detach() const;
   // A copy of the value in new storage, detached.
   Tensor copy() const;
+  // Storage is always contiguous, so this is the tensor itself, as libtorch's for such a tensor.
+  Tensor contiguous() const { return *this; }
+
+  // The ops as libtorch's methods (x.sum(1), x.matmul(w)), defined in ops/methods.cpp: each one
+  // calls the free function of its name, passing the caller's location on, so the handle stays
+  // ignorant of ops. Axes may be negative. max and min return (values, indices) as libtorch's.
+  Tensor add(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor sub(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor mul(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor div(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor matmul(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor pow(double exponent, SourceLocation location = SourceLocation::current()) const;
+  Tensor clamp(double low, double high, SourceLocation location = SourceLocation::current()) const;
+  Tensor neg(SourceLocation location = SourceLocation::current()) const;
+  Tensor exp(SourceLocation location = SourceLocation::current()) const;
+  Tensor log(SourceLocation location = SourceLocation::current()) const;
+  Tensor sqrt(SourceLocation location = SourceLocation::current()) const;
+  Tensor abs(SourceLocation location = SourceLocation::current()) const;
+  Tensor square(SourceLocation location = SourceLocation::current()) const;
+  Tensor tanh(SourceLocation location = SourceLocation::current()) const;
+  Tensor sigmoid(SourceLocation location = SourceLocation::current()) const;
+  Tensor relu(SourceLocation location = SourceLocation::current()) const;
+  Tensor softmax(std::int64_t axis, SourceLocation location = SourceLocation::current()) const;
+  Tensor log_softmax(std::int64_t axis, SourceLocation location = SourceLocation::current()) const;
+  Tensor sum(SourceLocation location = SourceLocation::current()) const;
+  Tensor sum(std::int64_t axis, bool keepdim = false,
+             SourceLocation location = SourceLocation::current()) const;
+  Tensor mean(SourceLocation location = SourceLocation::current()) const;
+  Tensor mean(std::int64_t axis, bool keepdim = false,
+              SourceLocation location = SourceLocation::current()) const;
+  Tensor logsumexp(std::int64_t axis, bool keepdim = false,
+                   SourceLocation location = SourceLocation::current()) const;
+  std::tuple<Tensor, Tensor> max(std::int64_t axis, bool keepdim = false,
+                                 SourceLocation location = SourceLocation::current()) const;
+  std::tuple<Tensor, Tensor> min(std::int64_t axis, bool keepdim = false,
+                                 SourceLocation location = SourceLocation::current()) const;
+  Tensor amax(std::int64_t axis, bool keepdim = false,
+              SourceLocation location = SourceLocation::current()) const;
+  Tensor amin(std::int64_t axis, bool keepdim = false,
+              SourceLocation location = SourceLocation::current()) const;
+  Tensor argmax(SourceLocation location = SourceLocation::current()) const;
+  Tensor argmax(std::int64_t axis, bool keepdim = false,
+                SourceLocation location = SourceLocation::current()) const;
+  Tensor argmin(SourceLocation location = SourceLocation::current()) const;
+  Tensor argmin(std::int64_t axis, bool keepdim = false,
+                SourceLocation location = SourceLocation::current()) const;
+  // reshape and view are the same: both share storage, one dim may be −1.
+  Tensor reshape(const std::vector<std::int64_t>& dims,
+                 SourceLocation location = SourceLocation::current()) const;
+  Tensor view(const std::vector<std::int64_t>& dims,
+              SourceLocation location = SourceLocation::current()) const;
+  Tensor flatten(std::int64_t start = 0, std::int64_t end = -1,
+                 SourceLocation location = SourceLocation::current()) const;
+  Tensor unsqueeze(std::int64_t axis, SourceLocation location = SourceLocation::current()) const;
+  Tensor squeeze(SourceLocation location = SourceLocation::current()) const;
+  Tensor squeeze(std::int64_t axis, SourceLocation location = SourceLocation::current()) const;
+  // The transpose of a matrix; a tensor of rank 0 or 1 as it is, rank 3 and up an error.
+  Tensor t(SourceLocation location = SourceLocation::current()) const;
+  Tensor transpose(std::int64_t axis0, std::int64_t axis1,
+                   SourceLocation location = SourceLocation::current()) const;
+  Tensor permute(const std::vector<std::int64_t>& axes,
+                 SourceLocation location = SourceLocation::current()) const;
+  Tensor expand(const std::vector<std::int64_t>& sizes,
+                SourceLocation location = SourceLocation::current()) const;
+  // Python's x[start:end:step] along an axis (see tg::slice in ops/everyday.h).
+  Tensor slice(std::int64_t axis, std::int64_t start, std::int64_t end, std::int64_t step = 1,
+               SourceLocation location = SourceLocation::current()) const;
+  Tensor narrow(std::int64_t axis, std::int64_t start, std::int64_t length,
+                SourceLocation location = SourceLocation::current()) const;
+  Tensor index_select(std::int64_t axis, const Tensor& index,
+                      SourceLocation location = SourceLocation::current()) const;
+  Tensor gather(std::int64_t axis, const Tensor& index,
+                SourceLocation location = SourceLocation::current()) const;
+  // Comparisons and logic make bool masks (tg::b8), never differentiable.
+  Tensor eq(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor ne(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor lt(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor le(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor gt(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor ge(const Tensor& other, SourceLocation location = SourceLocation::current()) const;
+  Tensor eq(double other, SourceLocation location = SourceLocation::current()) const;
+  Tensor ne(double other, SourceLocation location = SourceLocation::current()) const;
+  Tensor lt(double other, SourceLocation location = SourceLocation::current()) const;
+  Tensor le(double other, SourceLocation location = SourceLocation::current()) const;
+  Tensor gt(double other, SourceLocation location = SourceLocation::current()) const;
+  Tensor ge(double other, SourceLocation location = SourceLocation::current()) const;
+  Tensor logical_not(SourceLocation location = SourceLocation::current()) const;
+  Tensor isnan(SourceLocation location = SourceLocation::current()) const;
+  Tensor masked_fill(const Tensor& mask, double value,
+                     SourceLocation location = SourceLocation::current()) const;
+  Tensor masked_select(const Tensor& mask,
+                       SourceLocation location = SourceLocation::current()) const;
+  // A copy in new storage that stays on the graph (copy() and detach() leave it).
+  Tensor clone(SourceLocation location = SourceLocation::current()) const;
 
   bool requires_grad() const;
   Tensor& requires_grad(bool value);
