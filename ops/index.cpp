@@ -197,9 +197,17 @@ void check_index_shape(const Tensor& x, int axis, const Tensor& index, const cha
 }  // namespace
 
 Tensor argmax(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "argmax", location,
+                                  [&](const Tensor& v) { return argmax(v, 0, keepdim, location); });
+  }
   return arg_reduce(x, axis, keepdim, "argmax", location, kLarger);
 }
 Tensor argmin(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "argmin", location,
+                                  [&](const Tensor& v) { return argmin(v, 0, keepdim, location); });
+  }
   return arg_reduce(x, axis, keepdim, "argmin", location, kSmaller);
 }
 Tensor argmax(const Tensor& x, SourceLocation location) {
@@ -242,6 +250,11 @@ Tensor narrow(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64
 }
 
 Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& index, SourceLocation location) {
+  if (x.rank() == 0 && index.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "gather", location, [&](const Tensor& v) {
+      return gather(v, 0, reshape(index, Shape{1}, location), location);
+    });
+  }
   const int a = detail::checked_axis(axis, x.rank(), "gather", location);
   check_index_shape(x, a, index, "gather", location);
   check_indices(index, a, x.shape()[a], "gather", location);

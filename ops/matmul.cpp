@@ -1,5 +1,9 @@
 // Matrix product, 2-D or batched 3-D, with the transposes folded into the Eigen product so the
-// backward pass never materialises a transposed copy.
+// backward pass never materialises a transposed copy. matmul's other cases, as torch.matmul,
+// are views around it: a 1-D operand is a [1, k] row or [k, 1] column whose 1 is dropped after,
+// and N-d batch dims broadcast, flattened to one batch of products (an operand whose batch dims
+// are all 1 stays one matrix; only one whose batch dims broadcast is copied, by broadcast_to, whose
+// rule sums the gradient back over them).
 //
 //   y = op(a)·op(b), op = identity or transpose of the last two axes
 //   da = g·op(b)ᵀ   (a not transposed)     da = op(b)·gᵀ   (a transposed)
@@ -10,6 +14,7 @@
 #include <array>
 
 #include "autograd/tape.h"
+#include "ops/everyday.h"
 #include "ops/kernels.h"
 #include "ops/ops.h"
 #include "ops/registrations.h"
@@ -149,6 +154,37 @@ Tensor matmul_forward(ForwardContext& ctx, const MatmulAttrs& attrs) {
 
 void matmul_backward(BackwardContext& ctx, const MatmulAttrs& attrs);
 const Op<MatmulAttrs> kMatmul{"matmul", "da = g·bᵀ, db = aᵀ·g", matmul_forward, matmul_backward};
+const Op<MatmulAttrs> kBmm{"bmm", "da = g·bᵀ, db = aᵀ·g", matmul_forward, matmul_backward};
+
+// The batch dims of a matrix operand (all but its last two).
+Shape matrix_batch(const Tensor& t) {
+  return Shape(t.shape().dims().first(std::size_t(t.rank() - 2)), "matmul");
+}
+
+// The batch dims two operands broadcast to, without the error broadcast_shapes raises (the
+// caller names both operands' shapes instead).
+Shape broadcast_batch(const Shape& a, const Shape& b) {
+  std::vector<std::int64_t> dims(std::size_t(std::max(a.rank(), b.rank())), 1);
+  for (int i = 1; i <= int(dims.size()); ++i) {
+    const std::int64_t da = i <= a.rank() ? a[a.rank() - i] : 1;
+    const std::int64_t db = i <= b.rank() ? b[b.rank() - i] : 1;
+    dims[dims.size() - std::size_t(i)] = da == 1 ? db : da;
+  }
+  return Shape(dims);
+}
+
+// An N-d operand as the kernel takes it: one matrix (2-D) when its batch dims are all 1, so the
+// kernel broadcasts it without a copy; else [products, rows, cols], copied only when its batch
+// dims broadcast.
+Tensor as_batch(const Tensor& t, const Shape& batch, SourceLocation location) {
+  const std::int64_t r = t.shape()[t.rank() - 2], c = t.shape()[t.rank() - 1];
+  const Shape own = matrix_batch(t);
+  if (own.numel() == 1) return reshape(t, {r, c}, location);
+  if (own == batch) return reshape(t, {batch.numel(), r, c}, location);
+  std::vector<std::int64_t> dims(batch.begin(), batch.end());
+  dims.insert(dims.end(), {r, c});
+  return reshape(broadcast_to(t, Shape(dims), location), {batch.numel(), r, c}, location);
+}
 
 Tensor product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   matmul_shape(a, b, {transpose_a, transpose_b});
@@ -228,8 +264,63 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, SourceL
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, SourceLocation location) {
-  matmul_shape(a, b, {false, false});
-  return kMatmul({false, false}, location, a, b);
+  if (a.rank() == 0 || b.rank() == 0) {
+    detail::fail_at("matmul", location, "both operands must be at least 1-D, got {} and {}",
+                    a.shape().str(), b.shape().str());
+  }
+  // A 1-D operand is a row on the left and a column on the right; that 1 is removed at the end.
+  const Tensor a2 = a.rank() == 1 ? reshape(a, {1, a.shape()[0]}, location) : a;
+  const Tensor b2 = b.rank() == 1 ? reshape(b, {b.shape()[0], 1}, location) : b;
+  const std::int64_t m = a2.shape()[a2.rank() - 2], k = a2.shape()[a2.rank() - 1];
+  const std::int64_t n = b2.shape()[b2.rank() - 1];
+  if (b2.shape()[b2.rank() - 2] != k) {
+    detail::fail_at("matmul", location,
+                    "{} · {}: inner dims differ ({} vs {}): expected the first operand's last dim "
+                    "to equal the second's {}",
+                    a.shape().str(), b.shape().str(), k, b2.shape()[b2.rank() - 2],
+                    b.rank() == 1 ? "length" : "second-to-last dim");
+  }
+  const Shape batch_a = matrix_batch(a2), batch_b = matrix_batch(b2);
+  if (!broadcastable_to(batch_a, broadcast_batch(batch_a, batch_b)) ||
+      !broadcastable_to(batch_b, broadcast_batch(batch_a, batch_b))) {
+    detail::fail_at("matmul", location,
+                    "{} · {}: batch dims {} and {} do not broadcast (expected equal sizes or 1)",
+                    a.shape().str(), b.shape().str(), batch_a.str(), batch_b.str());
+  }
+  detail::composite("matmul", location, [&] { detail::check_same_floating(a, b, "matmul"); });
+  const Shape batch = broadcast_batch(batch_a, batch_b);
+  Tensor out;
+  if (a2.rank() <= 3 && b2.rank() <= 3 && (a2.rank() < 3 || b2.rank() < 3 || batch_a == batch_b)) {
+    out = kMatmul({false, false}, location, a2, b2);  // the kernel's own 2-D and 3-D cases
+  } else {
+    const Tensor flat = kMatmul({false, false}, location, as_batch(a2, batch, location),
+                                as_batch(b2, batch, location));
+    std::vector<std::int64_t> dims(batch.begin(), batch.end());
+    dims.insert(dims.end(), {m, n});
+    out = reshape(flat, Shape(dims), location);
+  }
+  if (a.rank() == 1 || b.rank() == 1) {
+    std::vector<std::int64_t> dims(out.shape().begin(), out.shape().end() - 2);
+    if (a.rank() != 1) dims.push_back(m);
+    if (b.rank() != 1) dims.push_back(n);
+    out = reshape(out, Shape(dims), location);
+  }
+  return out;
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b, SourceLocation location) {
+  if (a.rank() != 3 || b.rank() != 3) {
+    detail::fail_at("bmm", location, "expected 3-D operands [b, m, k] and [b, k, n], got {} and {}",
+                    a.shape().str(), b.shape().str());
+  }
+  if (a.shape()[0] != b.shape()[0] || a.shape()[2] != b.shape()[1]) {
+    detail::fail_at("bmm", location,
+                    "{} · {}: expected the second operand of shape [{}, {}, n] (bmm does not "
+                    "broadcast)",
+                    a.shape().str(), b.shape().str(), a.shape()[0], a.shape()[2]);
+  }
+  detail::composite("bmm", location, [&] { detail::check_same_floating(a, b, "bmm"); });
+  return kBmm({false, false}, location, a, b);
 }
 
 namespace detail {
@@ -256,6 +347,17 @@ void register_matmul_ops(OpRegistry& registry) {
                       {"[3] with W [2, 3]", {sample({3}, dtype, gen), sample({2, 3}, dtype, gen)}}};
                 },
                 {}});
+  registry.add({"bmm",
+                [](const auto& in) { return bmm(in[0], in[1]); },
+                [](DType dtype) {
+                  Generator gen(89);
+                  return std::vector<OpSample>{
+                      {"[2, 2, 3] · [2, 3, 4]",
+                       {sample({2, 2, 3}, dtype, gen), sample({2, 3, 4}, dtype, gen)}},
+                      {"[1, 1, 5] · [1, 5, 1]",
+                       {sample({1, 1, 5}, dtype, gen), sample({1, 5, 1}, dtype, gen)}}};
+                },
+                {}});
   registry.add(
       {"matmul", [](const auto& in) { return matmul(in[0], in[1]); },
        [](DType dtype) {
@@ -264,7 +366,13 @@ void register_matmul_ops(OpRegistry& registry) {
                                                               {{1, 5}, {5, 1}},
                                                               {{2, 2, 3}, {2, 3, 2}},
                                                               {{2, 2, 3}, {3, 4}},
-                                                              {{3, 2}, {2, 2, 3}}};
+                                                              {{3, 2}, {2, 2, 3}},
+                                                              {{3}, {3}},
+                                                              {{2, 3}, {3}},
+                                                              {{3}, {3, 2}},
+                                                              {{2, 3, 2}, {2}},
+                                                              {{1, 2, 3}, {2, 3, 2}},
+                                                              {{2, 1, 3, 2}, {3, 2, 4}}};
          std::vector<OpSample> samples;
          for (const auto& [sa, sb] : shapes) {
            samples.push_back(

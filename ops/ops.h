@@ -93,6 +93,21 @@ Tensor matmul(const Tensor& a, const Tensor& b,
 // torch.bmm: [b,m,k]·[b,k,n] -> [b,m,n], strictly 3-D with equal batches (no broadcasting).
 Tensor bmm(const Tensor& a, const Tensor& b, SourceLocation location = SourceLocation::current());
 
+namespace detail {
+// An op along `axis` of a scalar, as PyTorch: the scalar is one element along axis 0 (or −1), so
+// the op runs on its [1] view and its result is returned as a scalar (keepdim keeps no axis);
+// any other axis is an error naming the op and the caller.
+template <class Fn>
+Tensor on_scalar_axis(const Tensor& scalar, std::int64_t axis, const char* op,
+                      SourceLocation location, Fn&& op_on_vector) {
+  if (axis != 0 && axis != -1) {
+    fail("{} ({}:{}): axis {} is out of range for a scalar (expected -1 or 0)", op,
+         location.file_name(), location.line(), axis);
+  }
+  return reshape(op_on_vector(reshape(scalar, Shape{1}, location)), Shape{}, location);
+}
+}  // namespace detail
+
 // ---- softmax family and losses (ops/softmax.cpp, ops/loss.cpp) ----
 Tensor softmax(const Tensor& x, std::int64_t axis = -1,
                SourceLocation location = SourceLocation::current());

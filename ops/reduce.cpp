@@ -229,6 +229,10 @@ Tensor sum(const Tensor& x, SourceLocation location) {
 }
 
 Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "sum", location,
+                                  [&](const Tensor& v) { return sum(v, 0, keepdim, location); });
+  }
   if (x.dtype() == b8) return sum(cast(x, f64, location), axis, keepdim, location).to(i64);
   return kSum({normalize_axis(axis, x.rank(), "sum"), keepdim}, location, x);
 }
@@ -238,10 +242,18 @@ Tensor mean(const Tensor& x, SourceLocation location) {
 }
 
 Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "mean", location,
+                                  [&](const Tensor& v) { return mean(v, 0, keepdim, location); });
+  }
   return kMean({normalize_axis(axis, x.rank(), "mean"), keepdim}, location, x);
 }
 
 Tensor max(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "max", location,
+                                  [&](const Tensor& v) { return max(v, 0, keepdim, location); });
+  }
   return kMax({normalize_axis(axis, x.rank(), "max"), keepdim}, location, x);
 }
 

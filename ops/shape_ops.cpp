@@ -255,6 +255,11 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& axes, SourceLoc
 }
 
 Tensor transpose(const Tensor& x, std::int64_t axis0, std::int64_t axis1, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis0, "transpose", location, [&](const Tensor& v) {
+      return transpose(v, 0, axis1, location);
+    });
+  }
   const int rank = x.rank();
   std::vector<std::int64_t> axes(static_cast<std::size_t>(rank));
   for (int d = 0; d < rank; ++d) axes[std::size_t(d)] = d;
@@ -302,6 +307,11 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis, SourceLocat
 
 Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices,
                     SourceLocation location) {
+  if (x.rank() == 0 && indices.numel() == 1) {
+    return detail::on_scalar_axis(x, axis, "index_select", location, [&](const Tensor& v) {
+      return index_select(v, 0, reshape(indices, Shape{1}, location), location);
+    });
+  }
   const int a = normalize_axis(axis, x.rank(), "index_select");
   if (indices.dtype() != i64 || indices.rank() != 1) {
     fail("index_select: indices must be a 1-D int64 tensor, got {} {}", dtype_name(indices.dtype()),

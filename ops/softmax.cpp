@@ -220,14 +220,27 @@ const Op<AxisAttrs> kLogsumexp{"logsumexp", "dx = g ⊙ softmax(x)", logsumexp_f
 }  // namespace
 
 Tensor softmax(const Tensor& x, std::int64_t axis, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "softmax", location,
+                                  [&](const Tensor& v) { return softmax(v, 0, location); });
+  }
   return kSoftmax({normalize_axis(axis, x.rank(), "softmax"), true}, location, x);
 }
 
 Tensor log_softmax(const Tensor& x, std::int64_t axis, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "log_softmax", location,
+                                  [&](const Tensor& v) { return log_softmax(v, 0, location); });
+  }
   return kLogSoftmax({normalize_axis(axis, x.rank(), "log_softmax"), true}, location, x);
 }
 
 Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "logsumexp", location, [&](const Tensor& v) {
+      return logsumexp(v, 0, keepdim, location);
+    });
+  }
   return kLogsumexp({normalize_axis(axis, x.rank(), "logsumexp"), keepdim}, location, x);
 }
 

@@ -228,12 +228,20 @@ int extreme_axis(const Tensor& x, std::int64_t axis, const char* op,
 }  // namespace
 
 Tensor amax(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "amax", location,
+                                  [&](const Tensor& v) { return amax(v, 0, keepdim, location); });
+  }
   const int a = extreme_axis(x, axis, "amax", location);
   // The forward is max's, whose errors would name max.
   return detail::composite("amax", location, [&] { return kAmax({a, keepdim}, location, x); });
 }
 
 Tensor amin(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "amin", location,
+                                  [&](const Tensor& v) { return amin(v, 0, keepdim, location); });
+  }
   const int a = extreme_axis(x, axis, "amin", location);
   return detail::composite("amin", location, [&] {
     return neg(amax(neg(x, location), a, keepdim, location), location);
@@ -241,6 +249,10 @@ Tensor amin(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation loc
 }
 
 Tensor min(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "min", location,
+                                  [&](const Tensor& v) { return min(v, 0, keepdim, location); });
+  }
   const int a = extreme_axis(x, axis, "min", location);
   return detail::composite(
       "min", location, [&] { return neg(max(neg(x, location), a, keepdim, location), location); });
@@ -248,6 +260,11 @@ Tensor min(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation loca
 
 Tensor var(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
            SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "var", location, [&](const Tensor& v) {
+      return var(v, 0, correction, keepdim, location);
+    });
+  }
   const int a = detail::checked_axis(axis, x.rank(), "var", location);
   return detail::composite("var", location, [&] {
     const Tensor d = x - mean(x, a, true, location);
@@ -266,6 +283,11 @@ Tensor var(const Tensor& x, SourceLocation location) {
 // gradient 0 (PyTorch masks its std gradient the same way), where √var would give 0/0.
 Tensor std(const Tensor& x, std::int64_t axis, double correction, bool keepdim,
            SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "std", location, [&](const Tensor& v) {
+      return std(v, 0, correction, keepdim, location);
+    });
+  }
   const int a = detail::checked_axis(axis, x.rank(), "std", location);
   const double divisor = std::max(0.0, double(x.shape()[a]) - correction);
   return detail::composite("std", location, [&] {
@@ -280,6 +302,10 @@ Tensor std(const Tensor& x, SourceLocation location) {
 }
 
 Tensor prod(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "prod", location,
+                                  [&](const Tensor& v) { return prod(v, 0, keepdim, location); });
+  }
   return kProd({detail::checked_axis(axis, x.rank(), "prod", location), keepdim, false}, location,
                x);
 }
@@ -288,10 +314,19 @@ Tensor prod(const Tensor& x, SourceLocation location) {
 }
 
 Tensor cumsum(const Tensor& x, std::int64_t axis, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "cumsum", location,
+                                  [&](const Tensor& v) { return cumsum(v, 0, location); });
+  }
   return kCumsum({detail::checked_axis(axis, x.rank(), "cumsum", location), false}, location, x);
 }
 
 Tensor norm(const Tensor& x, double p, std::int64_t axis, bool keepdim, SourceLocation location) {
+  if (x.rank() == 0) {
+    return detail::on_scalar_axis(x, axis, "norm", location, [&](const Tensor& v) {
+      return norm(v, p, 0, keepdim, location);
+    });
+  }
   const int a = detail::checked_axis(axis, x.rank(), "norm", location);
   check_p(p, location);
   // The forward is sum, abs and max's, whose errors would name them.

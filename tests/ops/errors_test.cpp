@@ -32,7 +32,7 @@ TEST(Errors, ShapeAndDtypeMismatchesNameTheOpAndBothOperands) {
       },
       {"matmul", "[2, 3]", "[4, 5]", "3 vs 4"});
   expect_error([] { matmul(ones({2, 2, 3}), ones({3, 3, 1})); }, {"matmul", "batch"});
-  expect_error([] { matmul(ones({3}), ones({3, 1})); }, {"matmul", "2-D or 3-D", "[3]"});
+  expect_error([] { matmul(full({}, 1.0), ones({3, 1})); }, {"matmul", "at least 1-D", "[3, 1]"});
   expect_error([] { reshape(ones({2, 3}), {4}); }, {"reshape", "[2, 3]", "[4]"});
   expect_error([] { concat({ones({2, 3}), ones({3, 3})}, 1); }, {"concat", "[3, 3]", "[2, 3]"});
   expect_error([] { exp(int64_tensor({1})); }, {"exp", "int64"});
@@ -42,7 +42,7 @@ TEST(Errors, ShapeAndDtypeMismatchesNameTheOpAndBothOperands) {
 TEST(Errors, AxesAndRangesAreChecked) {
   expect_error([] { sum(ones({2, 3}), 2); }, {"sum", "axis 2", "rank 2"});
   expect_error([] { softmax(ones({2, 3}), -3); }, {"softmax", "axis -3"});
-  expect_error([] { softmax(full({}, 1.0)); }, {"softmax", "rank 0"});
+  expect_error([] { softmax(full({}, 1.0), 1); }, {"softmax", "axis 1", "scalar"});
   expect_error([] { slice(ones({2, 3}), 1, 2, 4); }, {"slice", "[2, 4)", "size 3"});
   expect_error([] { permute(ones({2, 3}), {0, 0}); }, {"permute", "twice"});
   expect_error([] { max(ones({2, 0}), 1); }, {"max", "size 0"});

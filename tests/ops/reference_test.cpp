@@ -189,6 +189,24 @@ Tensor call_everyday_op(const json& call, const std::vector<Tensor>& in) {
 }
 
 // The one place that maps a fixture's call to tapegrad.
+// cross_entropy and nll_loss with their options (tests/reference/matmul_loss.json).
+Tensor call_class_loss(const json& call, const std::vector<Tensor>& in) {
+  const json& w = call.at("weight");
+  const Tensor weight =
+      w.is_null() ? Tensor() : from_vector(numbers(w), {std::int64_t(w.size())}, in.at(0).dtype());
+  const Reduction reduction = reduction_named(call.at("reduction"));
+  const std::int64_t ignore = call.at("ignore_index").get<std::int64_t>();
+  if (call.at("fn") == "nll_loss") {
+    return nll_loss(in.at(0), in.at(1),
+                    {.reduction = reduction, .ignore_index = ignore, .weight = weight});
+  }
+  return cross_entropy(in.at(0), in.at(1),
+                       {.reduction = reduction,
+                        .ignore_index = ignore,
+                        .label_smoothing = number(call.at("label_smoothing")),
+                        .weight = weight});
+}
+
 Tensor call_op(const json& call, const std::vector<Tensor>& in) {
   const std::string fn = call.at("fn");
   const auto axis = [&] { return call.at("axis").get<std::int64_t>(); };
@@ -235,6 +253,8 @@ Tensor call_op(const json& call, const std::vector<Tensor>& in) {
     return in.size() == 3 ? linear(in[0], in[1], in[2]) : linear(in.at(0), in.at(1));
   if (fn == "softmax") return softmax(in.at(0), axis());
   if (fn == "log_softmax") return log_softmax(in.at(0), axis());
+  if (fn == "bmm") return bmm(in.at(0), in.at(1));
+  if (call.contains("ignore_index")) return call_class_loss(call, in);
   if (fn == "cross_entropy") return cross_entropy(in.at(0), in.at(1), reduction());
   if (fn == "nll_loss") return nll_loss(in.at(0), in.at(1), reduction());
   if (fn == "binary_cross_entropy_with_logits") {
@@ -312,6 +332,8 @@ std::vector<Record> op_records() {
   for (const char* file : {"losses.json", "everyday.json", "masks.json"}) {
     for (Record& r : records(file)) all.push_back(std::move(r));
   }
+  // matmul's full rules, bmm, the class losses' options, axis ops on a scalar.
+  for (Record& r : records("matmul_loss.json")) all.push_back(std::move(r));
   return all;
 }
 
