@@ -25,15 +25,18 @@ const char* producer_name(const detail::TensorImpl& impl) {
 namespace {
 
 struct NumberFormat {
-  enum class Mode { boolean, integer, fixed, scientific } mode = Mode::fixed;
+  // int64 prints as 3, a floating integer as 3. (PyTorch's forms).
+  enum class Mode { boolean, int64, integer, fixed, scientific } mode = Mode::fixed;
   int width = 1;
 
   std::string operator()(double v) const {
-    if (mode == Mode::boolean) return v != 0 ? "True" : "False";
     if (std::isnan(v)) return "nan";
     if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
     switch (mode) {
       case Mode::boolean:
+        return v != 0 ? "True" : "False";
+      case Mode::int64:
+        return fmt::format("{:.0f}", v);
       case Mode::integer:
         return fmt::format("{:.0f}.", v);
       case Mode::fixed:
@@ -60,17 +63,13 @@ NumberFormat choose_format(const std::vector<double>& values, DType dtype) {
   if (dtype == DType::b8) {
     format.mode = NumberFormat::Mode::boolean;
   } else if (dtype == DType::i64) {
-    format.mode = NumberFormat::Mode::integer;
+    format.mode = NumberFormat::Mode::int64;
   } else if (integral && max_abs < 1e8) {
     format.mode = NumberFormat::Mode::integer;
   } else if (max_abs >= 1e8 || min_abs < 1e-4 || max_abs / min_abs > 1000.0) {
     format.mode = NumberFormat::Mode::scientific;
   }
-  for (double v : values) {
-    std::string text = format(v);
-    if (dtype == DType::i64 && text.back() == '.') text.pop_back();
-    format.width = std::max(format.width, int(text.size()));
-  }
+  for (double v : values) format.width = std::max(format.width, int(format(v).size()));
   return format;
 }
 
@@ -93,9 +92,7 @@ void print_block(std::ostream& out, const Tensor& t, const std::vector<double>& 
       continue;
     }
     if (axis + 1 == s.rank()) {
-      std::string text = format(values[std::size_t(offset + i)]);
-      if (t.dtype() == DType::i64 && text.back() == '.') text.pop_back();
-      out << fmt::format("{:>{}}", text, format.width);
+      out << fmt::format("{:>{}}", format(values[std::size_t(offset + i)]), format.width);
     } else {
       print_block(out, t, values, format, axis + 1, offset + i * stride, indent + 1, summarize);
     }
