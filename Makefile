@@ -70,7 +70,7 @@ fuzz:
 # missing). Run by hand after changing an op; CI only replays the committed fixtures.
 reference:
 	@bash scripts/deps.sh python3-torch
-	/usr/bin/python3 scripts/make_reference.py
+	for script in scripts/make_*reference.py; do /usr/bin/python3 $$script || exit 1; done
 
 # Not part of the test command: timings belong to benchmarks. Add TORCH=1 to compare with
 # libtorch (installs libtorch-dev).

@@ -93,8 +93,7 @@ std::vector<Tensor> unpack(const Tensor& packed, const std::vector<PackedOutput>
 Tensor pack_outputs(ForwardContext& ctx, std::vector<Tensor> outputs) {
   const std::source_location& location = ctx.location();
   if (outputs.empty()) {
-    fail("{} ({}:{}): the forward returned no outputs", ctx.op_name(), location.file_name(),
-         location.line());
+    fail_at(ctx.op_name(), location, "the forward returned no outputs");
   }
   std::vector<std::int64_t> layout;
   std::vector<Tensor> flat;
@@ -102,14 +101,13 @@ Tensor pack_outputs(ForwardContext& ctx, std::vector<Tensor> outputs) {
   for (std::size_t k = 0; k < outputs.size(); ++k) {
     const Tensor& output = outputs[k];
     if (!output.defined()) {
-      fail("{} ({}:{}): output {} of the forward is an undefined tensor", ctx.op_name(),
-           location.file_name(), location.line(), k);
+      fail_at(ctx.op_name(), location, "output {} of the forward is an undefined tensor", k);
     }
     const bool floating = is_floating(output.dtype());
     if (floating && dtype && *dtype != output.dtype()) {
-      fail("{} ({}:{}): floating outputs must share one dtype: output {} is {}, an earlier one {}",
-           ctx.op_name(), location.file_name(), location.line(), k, dtype_name(output.dtype()),
-           dtype_name(*dtype));
+      fail_at(ctx.op_name(), location,
+              "floating outputs must share one dtype: output {} is {}, an earlier one {}", k,
+              dtype_name(output.dtype()), dtype_name(*dtype));
     }
     layout.push_back(floating);
     layout.push_back(std::int64_t(output.shape().rank()));

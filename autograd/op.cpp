@@ -32,14 +32,8 @@ Tensor fresh_output(Tensor output, std::span<const Tensor* const> inputs) {
 // An error of an op's forward ends with the caller's file:line, the one the user can act on: an
 // op the forward ran itself (with tapegrad's own line) gives way to it.
 std::string ending_at(std::string_view message, const std::source_location& location) {
-  const std::string at = fmt::format("{}:{}", location.file_name(), location.line());
-  if (message.find(at) != std::string_view::npos) return std::string(message);
-  if (message.ends_with(')')) {
-    if (const std::size_t inner = message.rfind(" (at "); inner != std::string_view::npos) {
-      message = message.substr(0, inner);
-    }
-  }
-  return fmt::format("{} (at {})", message, at);
+  return fmt::format("{} (at {}:{})", without_location(message), location.file_name(),
+                     location.line());
 }
 
 }  // namespace
@@ -68,7 +62,7 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
                 std::size_t attrs_size, const std::source_location& location) {
   bool any_requires_grad = false;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i]->defined()) fail("{}: input {} is an undefined tensor", op.name, i);
+    if (!inputs[i]->defined()) fail_at(op.name, location, "input {} is an undefined tensor", i);
     any_requires_grad = any_requires_grad || inputs[i]->requires_grad();
   }
   const bool recording = any_requires_grad && thread_state.grad_enabled;
@@ -82,8 +76,7 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
     throw Error(ending_at(e.what(), location));
   }
   if (!output.defined()) {
-    fail("{} ({}:{}): the forward returned an undefined tensor", op.name, location.file_name(),
-         location.line());
+    fail_at(op.name, location, "the forward returned an undefined tensor");
   }
   TapeCore* core = recording ? &recording_core() : nullptr;
   for (Hook* hook : hooks()) {
@@ -98,8 +91,7 @@ Tensor apply_op(const OpBase& op, std::span<const Tensor* const> inputs, const v
 
 void fail_context_index(const char* op, const std::source_location& location, const char* what,
                         std::size_t index, std::size_t size) {
-  fail("{} ({}:{}): ctx.{}({}) is out of range: the op has {} of them", op, location.file_name(),
-       location.line(), what, index, size);
+  fail_at(op, location, "ctx.{}({}) is out of range: the op has {} of them", what, index, size);
 }
 
 }  // namespace detail
@@ -119,12 +111,10 @@ GradModeGuard::~GradModeGuard() {
 void ForwardContext::save(const Tensor& residual, Residual kind) {
   if (!recording_) return;
   if (!residual.defined()) {
-    fail("{} ({}:{}): ctx.save() of an undefined tensor", op_, location_.file_name(),
-         location_.line());
+    detail::fail_at(op_, location_, "ctx.save() of an undefined tensor");
   }
   if (num_saved_ == kMaxSaved) {
-    fail("{} ({}:{}): ctx.save(): at most {} residuals per op", op_, location_.file_name(),
-         location_.line(), kMaxSaved);
+    detail::fail_at(op_, location_, "ctx.save(): at most {} residuals per op", kMaxSaved);
   }
   kinds_[num_saved_] = kind;
   saved_[num_saved_++] = residual;

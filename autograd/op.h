@@ -40,8 +40,6 @@ class NoGradGuard : public GradModeGuard {
 
 // ---- defining ops ----
 
-using SourceLocation = std::source_location;
-
 // A function of tensors, as gradcheck, jacobian and the op registry take them.
 using TensorFunction = std::function<Tensor(const std::vector<Tensor>& inputs)>;
 

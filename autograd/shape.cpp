@@ -122,9 +122,10 @@ std::vector<std::int64_t> unravel_index(std::int64_t flat, const Shape& shape) {
   return index;
 }
 
-int normalize_axis(std::int64_t axis, int rank, const char* op) {
+int normalize_axis(std::int64_t axis, int rank, const char* op,
+                   const std::source_location& location) {
   if (axis < -rank || axis >= rank || rank == 0) {
-    fail("{}: axis {} is out of range for a tensor of rank {}", op, axis, rank);
+    detail::fail_at(op, location, "axis {} is out of range for a tensor of rank {}", axis, rank);
   }
   return int(axis < 0 ? axis + rank : axis);
 }

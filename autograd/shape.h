@@ -5,6 +5,7 @@
 #include <iosfwd>
 #include <memory>
 #include <new>
+#include <source_location>
 #include <span>
 #include <string>
 #include <vector>
@@ -83,7 +84,8 @@ bool broadcastable_to(const Shape& from, const Shape& to);
 std::vector<std::int64_t> unravel_index(std::int64_t flat, const Shape& shape);
 
 // Maps a possibly negative axis into [0, rank) or throws naming `op`.
-int normalize_axis(std::int64_t axis, int rank, const char* op);
+int normalize_axis(std::int64_t axis, int rank, const char* op,
+                   const std::source_location& location);
 
 // Views a shape as [outer, axis_dim, inner] around one axis, the layout every axis kernel uses.
 struct AxisSplit {

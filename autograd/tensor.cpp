@@ -35,8 +35,8 @@ detail::TensorImpl& Tensor::checked_impl(const char* what) const {
   return *impl_;
 }
 
-std::int64_t Tensor::size(std::int64_t axis) const {
-  return shape()[normalize_axis(axis, rank(), "Tensor::size")];
+std::int64_t Tensor::size(std::int64_t axis, SourceLocation location) const {
+  return shape()[normalize_axis(axis, rank(), "Tensor::size", location)];
 }
 
 const void* Tensor::raw_data() const {

@@ -43,7 +43,7 @@ class Tensor {
   bool defined() const { return impl_ != nullptr; }
   const Shape& shape() const;
   int rank() const { return shape().rank(); }
-  std::int64_t size(std::int64_t axis) const;
+  std::int64_t size(std::int64_t axis, SourceLocation location = SourceLocation::current()) const;
   std::int64_t numel() const { return shape().numel(); }
   DType dtype() const;
   // libtorch's spellings of rank() and shape().

@@ -312,14 +312,6 @@ Tensor operator^(Operand a, const Tensor& b);
 
 namespace detail {
 
-// An argument error: "op (file:line): message", with the caller's location.
-template <class... Args>
-[[noreturn]] void fail_at(const char* op, const SourceLocation& location,
-                          fmt::format_string<Args...> format, Args&&... args) {
-  throw Error(fmt::format("{} ({}:{}): {}", op, location.file_name(), location.line(),
-                          fmt::format(format, std::forward<Args>(args)...)));
-}
-
 // A message without the "op: " or "op (file:line): " that tapegrad's errors start with.
 inline std::string_view without_op_prefix(std::string_view message) {
   const std::size_t colon = message.find(": ");
@@ -345,7 +337,7 @@ auto composite(const char* op, const SourceLocation& location, Fn&& body) -> dec
   } catch (const Error& e) {
     const std::string_view message = e.what();
     if (message.starts_with("anomaly:")) throw;
-    fail_at(op, location, "{}", without_op_prefix(message));
+    fail_at(op, location, "{}", without_op_prefix(without_location(message)));
   }
 }
 

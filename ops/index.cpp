@@ -264,7 +264,7 @@ Tensor gather(const Tensor& x, std::int64_t axis, const Tensor& index, SourceLoc
 Tensor scatter_add(const Tensor& x, std::int64_t axis, const Tensor& index, const Tensor& src,
                    SourceLocation location) {
   const int a = detail::checked_axis(axis, x.rank(), "scatter_add", location);
-  detail::check_same_floating(x, src, "scatter_add");
+  detail::check_same_floating(x, src, "scatter_add", location);
   check_index_shape(x, a, index, "scatter_add", location);
   // PyTorch also takes a src larger than the index (its extra entries unused); tapegrad asks for
   // the index's shape, so that src's gradient, gather(g, idx), has src's shape.

@@ -14,6 +14,15 @@ void check_same_floating(const Tensor& a, const Tensor& b, const char* op) {
   }
 }
 
+void check_same_floating(const Tensor& a, const Tensor& b, const char* op,
+                         const SourceLocation& location) {
+  try {
+    check_same_floating(a, b, op);
+  } catch (const Error& e) {
+    fail_at(op, location, "{}", without_location(e.what()).substr(std::string_view(op).size() + 2));
+  }
+}
+
 namespace {
 
 // Strides of `in` seen through the broadcast to `out`: 0 along the dimensions it repeats.

@@ -125,6 +125,9 @@ Eigen::Map<const Vector<T>> flat(const Tensor& t) {
 
 // Requires floating tensors of one dtype; `op` names the caller in the error.
 void check_same_floating(const Tensor& a, const Tensor& b, const char* op);
+// The same check in an op's public function, before its forward: errors end at the caller's line.
+void check_same_floating(const Tensor& a, const Tensor& b, const char* op,
+                         const SourceLocation& location);
 
 // Elementwise kernels split a large flat range into one contiguous chunk per thread (at most
 // kMaxChunks), the same split the row kernels make, so each core keeps working on the part of a

@@ -289,8 +289,10 @@ const Op<ReductionAttrs> kBce{"binary_cross_entropy_with_logits",
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
                                         Reduction reduction, SourceLocation location) {
-  detail::check_same_floating(logits, targets, "binary_cross_entropy_with_logits");
-  broadcast_shapes(logits.shape(), targets.shape(), "binary_cross_entropy_with_logits");
+  detail::check_same_floating(logits, targets, "binary_cross_entropy_with_logits", location);
+  detail::composite("binary_cross_entropy_with_logits", location, [&] {
+    broadcast_shapes(logits.shape(), targets.shape(), "binary_cross_entropy_with_logits");
+  });
   return kBce({reduction}, location, logits, targets);
 }
 
@@ -327,8 +329,9 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& labels, Reduction reducti
 
 Tensor mse_loss(const Tensor& prediction, const Tensor& target, Reduction reduction,
                 SourceLocation location) {
-  detail::check_same_floating(prediction, target, "mse_loss");
-  broadcast_shapes(prediction.shape(), target.shape(), "mse_loss");
+  detail::check_same_floating(prediction, target, "mse_loss", location);
+  detail::composite("mse_loss", location,
+                    [&] { broadcast_shapes(prediction.shape(), target.shape(), "mse_loss"); });
   return kMse({reduction}, location, prediction, target);
 }
 

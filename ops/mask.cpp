@@ -10,6 +10,7 @@
 // the other branch into 0·inf = NaN.
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <type_traits>
 
 #include "ops/everyday.h"
@@ -138,9 +139,12 @@ void check_bool_operands(const char* op, const SourceLocation& location, const T
 // refuses rather than silently round.
 void check_fits(const Tensor& like, double value, const char* op, const SourceLocation& location) {
   const DType dtype = like.dtype();
+  // A finite number past float32's range would become inf: an error, as in PyTorch.
   const bool fits =
-      is_floating(dtype) || (dtype == i64 ? value == std::trunc(value) && std::abs(value) < 0x1p63
-                                          : value == 0 || value == 1);
+      dtype == f64 ||
+      (dtype == f32 ? !std::isfinite(value) || std::abs(value) <= std::numeric_limits<float>::max()
+       : dtype == i64 ? value == std::trunc(value) && std::abs(value) < 0x1p63
+                      : value == 0 || value == 1);
   if (!fits) {
     detail::fail_at(op, location,
                     "{} is not a value of the {} tensor it is selected with (convert that tensor "

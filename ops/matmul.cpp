@@ -251,14 +251,17 @@ const Op<> kLinear{"linear", "dx = g·W, dW = gᵀ·x, db = Σ_rows g", linear_f
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, SourceLocation location) {
   if (weight.rank() != 2 || x.rank() < 1 || x.shape()[x.rank() - 1] != weight.shape()[1]) {
-    fail("linear: expected x of shape [..., {}] for a weight of shape {} ([out, in]), got {}",
-         weight.rank() == 2 ? weight.shape()[1] : -1, weight.shape().str(), x.shape().str());
+    detail::fail_at("linear", location,
+                    "expected x of shape [..., {}] for a weight of shape {} ([out, in]), got {}",
+                    weight.rank() == 2 ? weight.shape()[1] : -1, weight.shape().str(),
+                    x.shape().str());
   }
-  detail::check_same_floating(x, weight, "linear");
+  detail::check_same_floating(x, weight, "linear", location);
   if (!bias.defined()) return kLinear({}, location, x, weight);
-  detail::check_same_floating(x, bias, "linear");
+  detail::check_same_floating(x, bias, "linear", location);
   if (!(bias.shape() == Shape{weight.shape()[0]})) {
-    fail("linear: expected a bias of shape [{}], got {}", weight.shape()[0], bias.shape().str());
+    detail::fail_at("linear", location, "expected a bias of shape [{}], got {}", weight.shape()[0],
+                    bias.shape().str());
   }
   return kLinear({}, location, x, weight, bias);
 }

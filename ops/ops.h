@@ -101,8 +101,7 @@ template <class Fn>
 Tensor on_scalar_axis(const Tensor& scalar, std::int64_t axis, const char* op,
                       SourceLocation location, Fn&& op_on_vector) {
   if (axis != 0 && axis != -1) {
-    fail("{} ({}:{}): axis {} is out of range for a scalar (expected -1 or 0)", op,
-         location.file_name(), location.line(), axis);
+    detail::fail_at(op, location, "axis {} is out of range for a scalar (expected -1 or 0)", axis);
   }
   return reshape(op_on_vector(reshape(scalar, Shape{1}, location)), Shape{}, location);
 }

@@ -234,7 +234,7 @@ Tensor sum(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation loca
                                   [&](const Tensor& v) { return sum(v, 0, keepdim, location); });
   }
   if (x.dtype() == b8) return sum(cast(x, f64, location), axis, keepdim, location).to(i64);
-  return kSum({normalize_axis(axis, x.rank(), "sum"), keepdim}, location, x);
+  return kSum({normalize_axis(axis, x.rank(), "sum", location), keepdim}, location, x);
 }
 
 Tensor mean(const Tensor& x, SourceLocation location) {
@@ -246,7 +246,7 @@ Tensor mean(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation loc
     return detail::on_scalar_axis(x, axis, "mean", location,
                                   [&](const Tensor& v) { return mean(v, 0, keepdim, location); });
   }
-  return kMean({normalize_axis(axis, x.rank(), "mean"), keepdim}, location, x);
+  return kMean({normalize_axis(axis, x.rank(), "mean", location), keepdim}, location, x);
 }
 
 Tensor max(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
@@ -254,13 +254,13 @@ Tensor max(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation loca
     return detail::on_scalar_axis(x, axis, "max", location,
                                   [&](const Tensor& v) { return max(v, 0, keepdim, location); });
   }
-  return kMax({normalize_axis(axis, x.rank(), "max"), keepdim}, location, x);
+  return kMax({normalize_axis(axis, x.rank(), "max", location), keepdim}, location, x);
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape, SourceLocation location) {
   if (!broadcastable_to(shape, x.shape())) {
-    fail("sum_to: shape {} does not broadcast to the tensor's shape {}", shape.str(),
-         x.shape().str());
+    detail::fail_at("sum_to", location, "shape {} does not broadcast to the tensor's shape {}",
+                    shape.str(), x.shape().str());
   }
   if (x.shape() == shape) return x;
   return kSumTo({shape}, location, x);
@@ -268,7 +268,8 @@ Tensor sum_to(const Tensor& x, const Shape& shape, SourceLocation location) {
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape, SourceLocation location) {
   if (!broadcastable_to(x.shape(), shape)) {
-    fail("broadcast_to: shape {} does not broadcast to {}", x.shape().str(), shape.str());
+    detail::fail_at("broadcast_to", location, "shape {} does not broadcast to {}", x.shape().str(),
+                    shape.str());
   }
   if (x.shape() == shape) return x;
   return kBroadcastTo({shape}, location, x);

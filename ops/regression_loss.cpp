@@ -79,7 +79,7 @@ Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction
 Tensor kl_div(const Tensor& input, const Tensor& target, KlReduction reduction, bool log_target,
               SourceLocation location) {
   return detail::composite("kl_div", location, [&] {
-    detail::check_same_floating(input, target, "kl_div");
+    detail::check_same_floating(input, target, "kl_div", location);
     if (log_target) {
       return reduced(exp(target, location) * (target - input), reduction, location);
     }

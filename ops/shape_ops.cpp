@@ -232,8 +232,8 @@ void index_select_backward(BackwardContext& ctx, const IndexAttrs& a) {
 
 Tensor reshape(const Tensor& x, const Shape& shape, SourceLocation location) {
   if (shape.numel() != x.numel()) {
-    fail("reshape: cannot reshape {} ({} elements) to {} ({} elements)", x.shape().str(), x.numel(),
-         shape.str(), shape.numel());
+    detail::fail_at("reshape", location, "cannot reshape {} ({} elements) to {} ({} elements)",
+                    x.shape().str(), x.numel(), shape.str(), shape.numel());
   }
   return kReshape({shape}, location, x);
 }
@@ -241,13 +241,15 @@ Tensor reshape(const Tensor& x, const Shape& shape, SourceLocation location) {
 Tensor permute(const Tensor& x, const std::vector<std::int64_t>& axes, SourceLocation location) {
   const int rank = x.rank();
   if (int(axes.size()) != rank) {
-    fail("permute: {} axes given for a tensor of shape {}", axes.size(), x.shape().str());
+    detail::fail_at("permute", location, "{} axes given for a tensor of shape {}", axes.size(),
+                    x.shape().str());
   }
   PermuteAttrs attrs{};
   std::array<bool, Shape::kMaxRank> seen{};
   for (int d = 0; d < rank; ++d) {
-    const int axis = normalize_axis(axes[std::size_t(d)], rank, "permute");
-    if (seen[axis]) fail("permute: axis {} appears twice in the permutation", axis);
+    const int axis = normalize_axis(axes[std::size_t(d)], rank, "permute", location);
+    if (seen[axis])
+      detail::fail_at("permute", location, "axis {} appears twice in the permutation", axis);
     seen[axis] = true;
     attrs.axes[d] = std::int8_t(axis);
   }
@@ -263,42 +265,43 @@ Tensor transpose(const Tensor& x, std::int64_t axis0, std::int64_t axis1, Source
   const int rank = x.rank();
   std::vector<std::int64_t> axes(static_cast<std::size_t>(rank));
   for (int d = 0; d < rank; ++d) axes[std::size_t(d)] = d;
-  std::swap(axes[std::size_t(normalize_axis(axis0, rank, "transpose"))],
-            axes[std::size_t(normalize_axis(axis1, rank, "transpose"))]);
+  std::swap(axes[std::size_t(normalize_axis(axis0, rank, "transpose", location))],
+            axes[std::size_t(normalize_axis(axis1, rank, "transpose", location))]);
   return permute(x, axes, location);
 }
 
 Tensor slice(const Tensor& x, std::int64_t axis, std::int64_t start, std::int64_t end,
              SourceLocation location) {
-  const int a = normalize_axis(axis, x.rank(), "slice");
+  const int a = normalize_axis(axis, x.rank(), "slice", location);
   const std::int64_t dim = x.shape()[a];
   if (start < 0 || end > dim || start > end) {
-    fail("slice: range [{}, {}) is not within axis {} of size {} (shape {})", start, end, a, dim,
-         x.shape().str());
+    detail::fail_at("slice", location, "range [{}, {}) is not within axis {} of size {} (shape {})",
+                    start, end, a, dim, x.shape().str());
   }
   return kSlice({a, start, end}, location, x);
 }
 
 Tensor concat(const std::vector<Tensor>& tensors, std::int64_t axis, SourceLocation location) {
-  if (tensors.empty()) fail("concat: no tensors given");
+  if (tensors.empty()) detail::fail_at("concat", location, "no tensors given");
   // As in PyTorch, a tensor of shape [0] joins any concatenation as nothing: it is how a list of
   // pieces often starts. It is left out of the entry, so its gradient is zeros.
   const auto is_legacy_empty = [](const Tensor& t) { return t.rank() == 1 && t.numel() == 0; };
   const auto kept = std::find_if_not(tensors.begin(), tensors.end(), is_legacy_empty);
   const std::size_t f = kept == tensors.end() ? 0 : std::size_t(kept - tensors.begin());
   const Tensor& first = tensors[f];
-  const int a = normalize_axis(axis, first.rank(), "concat");
+  const int a = normalize_axis(axis, first.rank(), "concat", location);
   std::vector<const Tensor*> inputs;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     if (t.dtype() != first.dtype()) {
-      fail("concat: tensor {} is {}, tensor {} is {}", i, dtype_name(t.dtype()), f,
-           dtype_name(first.dtype()));
+      detail::fail_at("concat", location, "tensor {} is {}, tensor {} is {}", i,
+                      dtype_name(t.dtype()), f, dtype_name(first.dtype()));
     }
     if (i != f && is_legacy_empty(t)) continue;
     if (t.rank() != first.rank() || !(t.shape().with_dim(a, 0) == first.shape().with_dim(a, 0))) {
-      fail("concat: tensor {} has shape {}, which differs from tensor {}'s {} outside axis {}", i,
-           t.shape().str(), f, first.shape().str(), a);
+      detail::fail_at("concat", location,
+                      "tensor {} has shape {}, which differs from tensor {}'s {} outside axis {}",
+                      i, t.shape().str(), f, first.shape().str(), a);
     }
     inputs.push_back(&t);
   }
@@ -312,17 +315,18 @@ Tensor index_select(const Tensor& x, std::int64_t axis, const Tensor& indices,
       return index_select(v, 0, reshape(indices, Shape{1}, location), location);
     });
   }
-  const int a = normalize_axis(axis, x.rank(), "index_select");
+  const int a = normalize_axis(axis, x.rank(), "index_select", location);
   if (indices.dtype() != i64 || indices.rank() != 1) {
-    fail("index_select: indices must be a 1-D int64 tensor, got {} {}", dtype_name(indices.dtype()),
-         indices.shape().str());
+    detail::fail_at("index_select", location, "indices must be a 1-D int64 tensor, got {} {}",
+                    dtype_name(indices.dtype()), indices.shape().str());
   }
   const std::int64_t dim = x.shape()[a];
   const std::int64_t* idx = indices.data<std::int64_t>();
   for (std::int64_t k = 0; k < indices.numel(); ++k) {
     if (idx[k] < 0 || idx[k] >= dim) {
-      fail("index_select: index {} at position {} is out of range for axis {} of size {}", idx[k],
-           k, a, dim);
+      detail::fail_at("index_select", location,
+                      "index {} at position {} is out of range for axis {} of size {}", idx[k], k,
+                      a, dim);
     }
   }
   return kIndexSelect({a, dim}, location, x, indices);

@@ -224,7 +224,7 @@ Tensor softmax(const Tensor& x, std::int64_t axis, SourceLocation location) {
     return detail::on_scalar_axis(x, axis, "softmax", location,
                                   [&](const Tensor& v) { return softmax(v, 0, location); });
   }
-  return kSoftmax({normalize_axis(axis, x.rank(), "softmax"), true}, location, x);
+  return kSoftmax({normalize_axis(axis, x.rank(), "softmax", location), true}, location, x);
 }
 
 Tensor log_softmax(const Tensor& x, std::int64_t axis, SourceLocation location) {
@@ -232,7 +232,7 @@ Tensor log_softmax(const Tensor& x, std::int64_t axis, SourceLocation location) 
     return detail::on_scalar_axis(x, axis, "log_softmax", location,
                                   [&](const Tensor& v) { return log_softmax(v, 0, location); });
   }
-  return kLogSoftmax({normalize_axis(axis, x.rank(), "log_softmax"), true}, location, x);
+  return kLogSoftmax({normalize_axis(axis, x.rank(), "log_softmax", location), true}, location, x);
 }
 
 Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocation location) {
@@ -241,7 +241,7 @@ Tensor logsumexp(const Tensor& x, std::int64_t axis, bool keepdim, SourceLocatio
       return logsumexp(v, 0, keepdim, location);
     });
   }
-  return kLogsumexp({normalize_axis(axis, x.rank(), "logsumexp"), keepdim}, location, x);
+  return kLogsumexp({normalize_axis(axis, x.rank(), "logsumexp", location), keepdim}, location, x);
 }
 
 namespace detail {
@@ -254,7 +254,8 @@ namespace {
 Tensor slice_jacobian(const Tensor& x, std::int64_t axis_in, bool reduces,
                       const std::function<double(const std::vector<double>& s, std::int64_t k,
                                                  std::int64_t l)>& derivative) {
-  const int axis = normalize_axis(axis_in, x.rank(), "slice_jacobian");
+  const int axis =
+      normalize_axis(axis_in, x.rank(), "slice_jacobian", std::source_location::current());
   const AxisSplit s = split_at_axis(x.shape(), axis);
   const std::vector<double> v = x.to_vector();
   const std::int64_t out_dim = reduces ? 1 : s.dim;

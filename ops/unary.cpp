@@ -299,7 +299,8 @@ Tensor leaky_relu(const Tensor& x, double negative_slope, SourceLocation locatio
 // every output NaN).
 Tensor clamp(const Tensor& x, double low, double high, SourceLocation location) {
   if (std::isnan(low) || std::isnan(high)) {
-    fail("clamp: expected bounds that are numbers, got low = {}, high = {}", low, high);
+    detail::fail_at("clamp", location, "expected bounds that are numbers, got low = {}, high = {}",
+                    low, high);
   }
   return kClamp({low, high}, location, x);
 }
@@ -310,8 +311,9 @@ Tensor pow(const Tensor& x, double exponent, SourceLocation location) {
 
 Tensor cast(const Tensor& x, DType dtype, SourceLocation location) {
   if (!is_floating(dtype)) {
-    fail(
-        "cast: can only convert to float32 or float64, not {} (gradients need a floating dtype; "
+    detail::fail_at(
+        "cast", location,
+        "can only convert to float32 or float64, not {} (gradients need a floating dtype; "
         "x.to({}) converts values only)",
         dtype_name(dtype), dtype_name(dtype));
   }

@@ -18,4 +18,18 @@ inline void expect_error_containing(const std::function<void()>& call, const std
   }
 }
 
+// `call` throws a tg::Error about `op` called from `file`: "op: … (at file:line)".
+inline void expect_error_at(const std::function<void()>& call, const std::string& op,
+                            const std::string& file) {
+  try {
+    call();
+    ADD_FAILURE() << "expected an error from " << op;
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_TRUE(message.starts_with(op + ": ")) << message;
+    EXPECT_NE(message.find(" (at " + file + ":"), std::string::npos) << message;
+    EXPECT_TRUE(message.ends_with(")")) << message;
+  }
+}
+
 }  // namespace tg::test_support

@@ -448,9 +448,10 @@ TEST(MultiOutputOp, MisuseIsAnErrorNamingTheOpAndTheLine) {
   const Tensor x = tensor({1.0}, f64).requires_grad(true);
   const unsigned line = __LINE__ + 2;
   test_support::expect_error_containing(
-      [&] { mixed(x); }, "custom_op_test.cpp:" + std::to_string(line) +
-                             "): floating outputs must share one dtype: output 1 is float32, an "
-                             "earlier one float64");
+      [&] { mixed(x); },
+      "mixed_dtypes: floating outputs must share one dtype: output 1 is float32, "
+      "an earlier one float64 (at " __FILE__ ":" +
+          std::to_string(line) + ")");
   test_support::expect_error_containing([&] { none(x); }, "no_outputs");
 }
 

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "tapegrad.h"
@@ -59,6 +60,12 @@ TensorFunction forward_and_backward(const TensorFunction& f) {
   };
 }
 
+// "… (at file:line)": every error about a call ends with where it was made.
+bool ends_with_a_location(const std::string& message) {
+  static const std::regex at(R"( \(at [^()]+:[0-9]+\)$)");
+  return std::regex_search(message, at);
+}
+
 struct Tally {
   int cases = 0;
   int returned = 0;
@@ -67,8 +74,8 @@ struct Tally {
 };
 
 // Runs one case; returns "" when it behaved, else what went wrong.
-std::string run_case(const TensorFunction& f, const std::vector<Tensor>& inputs, const std::string& op,
-                     Tally& tally) {
+std::string run_case(const TensorFunction& f, const std::vector<Tensor>& inputs,
+                     const std::string& op, Tally& tally) {
   ++tally.cases;
   try {
     const Tensor y = f(inputs);
@@ -79,6 +86,9 @@ std::string run_case(const TensorFunction& f, const std::vector<Tensor>& inputs,
     ++tally.errors;
     if (std::string(e.what()).find(op) == std::string::npos) {
       return "error does not name '" + op + "': " + e.what();
+    }
+    if (!ends_with_a_location(e.what())) {
+      return std::string("error does not end with the caller's file:line: ") + e.what();
     }
     return "";
   } catch (const std::bad_alloc&) {
@@ -175,6 +185,9 @@ TEST(BadInputs, EveryRegisteredOpRejectsOrDocumentsEveryBadInput) {
         ++tally.errors;
         if (std::string(e.what()).find(op) == std::string::npos) {
           problems.push_back(op + ": error does not name the op: " + e.what());
+        }
+        if (!ends_with_a_location(e.what())) {
+          problems.push_back(op + ": error does not end with the caller's file:line: " + e.what());
         }
       }
     }

@@ -18,6 +18,7 @@
 namespace tg {
 namespace {
 
+using test_support::expect_error_at;
 using test_support::expect_error_containing;
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -65,7 +66,7 @@ TEST(Everyday, ArgmaxAndArgminTakeTheFirstTieAndNaNAsPyTorch) {
 }
 
 TEST(Everyday, ArgmaxErrorsNameTheCaller) {
-  expect_error_containing([] { argmax(zeros({2, 0}), 1); }, "argmax (" __FILE__ ":");
+  expect_error_at([] { argmax(zeros({2, 0}), 1); }, "argmax", __FILE__);
   expect_error_containing(
       [] {
         argmin(zeros({2, 0}), -1);
@@ -94,7 +95,7 @@ TEST(Everyday, SliceWithAStepIsPythons) {
   // The gradient lands at the picked positions only.
   expect_values(gradient([](const Tensor& v) { return slice(v, 0, 1, kEnd, 3); }, x),
                 {0, 1, 0, 0, 1, 0, 0});
-  expect_error_containing([&] { slice(x, 0, 0, 3, 0); }, "slice (");
+  expect_error_containing([&] { slice(x, 0, 0, 3, 0); }, "slice: ");
   expect_error_containing([&] { slice(x, 0, 0, 3, -1); }, "step must be positive, got -1");
 }
 
@@ -105,7 +106,7 @@ TEST(Everyday, NarrowTakesANegativeStartAndRefusesRangesPastTheEnd) {
   expect_values(narrow(x, -1, 5, 0), {});
   expect_error_containing([&] { narrow(x, 0, 3, 3); },
                           "start 3 and length 3 do not fit axis 0 of size 5");
-  expect_error_containing([&] { narrow(x, 0, -6, 1); }, "narrow (");
+  expect_error_containing([&] { narrow(x, 0, -6, 1); }, "narrow: ");
 }
 
 TEST(Everyday, GatherScatterAddAndIndexAddMatchPyTorch) {
@@ -141,12 +142,12 @@ TEST(Everyday, IndexOutOfRangeIsAnErrorNamingOpAxisIndexAndSize) {
       },
       "index 4 at position [0, 1] of the index is out of range for axis 1 of "
       "size 4");
-  expect_error_containing([&] { gather(x, 1, int64_tensor({-1}, {1, 1})); }, "gather (");
-  expect_error_containing(
+  expect_error_containing([&] { gather(x, 1, int64_tensor({-1}, {1, 1})); }, "gather: ");
+  expect_error_at(
       [&] {
         scatter_add(x, 0, int64_tensor({2}, {1, 1}), ones({1, 1}, f64));
       },
-      "scatter_add (" __FILE__);
+      "scatter_add", __FILE__);
   expect_error_containing(
       [&] {
         scatter_add(x, 0, int64_tensor({2}, {1, 1}), ones({1, 1}, f64));
@@ -213,7 +214,7 @@ TEST(Everyday, ViewsReshapeAsPyTorch) {
 
 TEST(Everyday, ViewErrorsSayWhatWasExpected) {
   const Tensor x = zeros({2, 3});
-  expect_error_containing([&] { reshape(x, {-1, -1}); }, "reshape (" __FILE__);
+  expect_error_at([&] { reshape(x, {-1, -1}); }, "reshape", __FILE__);
   expect_error_containing(
       [&] {
         reshape(x, {-1, -1});
@@ -244,7 +245,7 @@ TEST(Everyday, ViewErrorsSayWhatWasExpected) {
         unflatten(x, 1, {2, 2});
       },
       "cannot make [2, 2] (4 elements) of 3 elements");
-  expect_error_containing([&] { stack({}); }, "stack (");
+  expect_error_containing([&] { stack({}); }, "stack: ");
   expect_error_containing(
       [&] {
         stack({zeros({2}), zeros({3})});
@@ -280,7 +281,7 @@ TEST(Everyday, AmaxAndAminSplitTheGradientAmongTies) {
   const Tensor with_nan = tensor({1, kNaN, 2}, f64);
   expect_values(amax(with_nan, 0), {kNaN});
   expect_values(gradient([](const Tensor& v) { return amax(v, 0); }, with_nan), {kNaN, kNaN, kNaN});
-  expect_error_containing([] { amin(zeros({2, 0}), -1); }, "amin (" __FILE__);
+  expect_error_at([] { amin(zeros({2, 0}), -1); }, "amin", __FILE__);
   expect_error_containing(
       [] {
         min(zeros({0, 2}), 0);
@@ -402,7 +403,9 @@ TEST(Everyday, CompositeErrorsNameTheOpCalled) {
       ADD_FAILURE() << op << ": no error";
     } catch (const Error& e) {
       const std::string message = e.what();
-      EXPECT_EQ(message.rfind(op + " (" __FILE__ ":", 0), 0u) << message;
+      EXPECT_TRUE(message.starts_with(op + ": ")) << message;
+      EXPECT_NE(message.find(" (at " __FILE__ ":"), std::string::npos) << message;
+      EXPECT_EQ(message.find(" (at ", message.find(" (at ") + 1), std::string::npos) << message;
       EXPECT_EQ(message.find(inner + ":"), std::string::npos) << message;
     }
   };
@@ -445,7 +448,7 @@ TEST(Everyday, FactoriesMatchPyTorch) {
   EXPECT_EQ(randn_like(like, gen).shape(), Shape({2, 3}));
   EXPECT_EQ(randint_like(like, 0, 2, gen).dtype(), f64);
   expect_error_containing([&] { randint(3, 3, {2}, gen); }, "expected low < high, got [3, 3)");
-  expect_error_containing([&] { randperm(-1, gen); }, "randperm (");
+  expect_error_containing([&] { randperm(-1, gen); }, "randperm: ");
   expect_error_containing([] { eye(-1); }, "expected non-negative sizes, got -1 x -1");
   expect_error_containing([] { linspace(0, 1, 3, i64); }, "expected float32 or float64");
 }

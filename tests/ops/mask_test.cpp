@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -405,6 +406,19 @@ TEST(Masks, WhereOfSqrtHasPyTorchsNaNGradientAndTheDoubleWhereDoesNot) {
   x.zero_grad();
   where(positive, sqrt(where(positive, x, 1.0)), 0.0).backward(ones({4}, f64));
   EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{0.0, 0.0, 0.25, 1.0}));
+}
+
+// Found by review: 1e40 used to become inf in a float32 tensor; PyTorch refuses it ("value cannot
+// be converted to type float without overflow"), and so does tapegrad now.
+TEST(Masks, AFillValuePastFloat32sRangeIsAnError) {
+  const Tensor x = tensor({1.0, 2.0, 3.0});
+  const Tensor m = gt(x, 1.5);
+  test_support::expect_error_containing([&] { masked_fill(x, m, 1e40); }, "masked_fill: 1e+40");
+  test_support::expect_error_containing([&] { where(m, x, -1e40); }, "where: -1e+40");
+  test_support::expect_error_containing([&] { where(m, 1e39, x); }, "where: 1e+39");
+  EXPECT_EQ(masked_fill(x, m, INFINITY).to_vector(), (std::vector<double>{1, INFINITY, INFINITY}));
+  EXPECT_EQ(masked_fill(x, m, 3.4028234663852886e38).to_vector()[1], double(FLT_MAX));
+  EXPECT_EQ(masked_fill(x.to(f64), m, 1e40).to_vector()[2], 1e40);
 }
 
 TEST(Masks, MaskedFillAndSelectGradients) {

@@ -30,7 +30,7 @@ class SoftmaxAlongAxis : public ::testing::TestWithParam<SoftmaxCase> {};
 
 // diag(s) − s sᵀ for every slice along the axis, as a [numel, numel] matrix.
 std::vector<double> explicit_jacobian(const Tensor& s, std::int64_t axis_in) {
-  const int axis = normalize_axis(axis_in, s.rank(), "test");
+  const int axis = normalize_axis(axis_in, s.rank(), "test", std::source_location::current());
   const AxisSplit split = split_at_axis(s.shape(), axis);
   const std::vector<double> v = s.to_vector();
   const std::int64_t n = s.numel();
