@@ -72,6 +72,58 @@ void run_multi_output_rule(BackwardContext& ctx, Rule&& rule);
 void unpack_for_rule(const BackwardContext& ctx, std::vector<Tensor>& outputs,
                      std::vector<Tensor>& grad_outputs);
 
+// What CustomOp and MultiOutputOp share: the user's two functions and the calls, with attributes
+// or without; `record` makes a call (one output, or several packed into one).
+template <class Attrs, class Output, auto record>
+class UserOp : public OpBase {
+  static_assert(valid_custom_attrs<Attrs>,
+                "op attributes must be plain values of at most 80 bytes");
+  static constexpr bool kHasAttrs = !std::is_same_v<Attrs, NoAttrs>;
+
+ public:
+  using ForwardFn = UserFn<Attrs, Output, ForwardContext>;
+  using BackwardFn = UserFn<Attrs, void, BackwardContext>;
+
+  template <class... Rest>
+  requires(!kHasAttrs) Output operator()(Operand first, const Rest&... rest) const {
+    const std::array<const Tensor*, 1 + sizeof...(Rest)> pointers{&first.tensor, &rest...};
+    return record(*this, pointers, nullptr, 0, first.location);
+  }
+  template <class... Rest>
+  requires kHasAttrs Output operator()(const Attrs& attrs, Operand first,
+                                       const Rest&... rest) const {
+    const std::array<const Tensor*, 1 + sizeof...(Rest)> pointers{&first.tensor, &rest...};
+    return record(*this, pointers, &attrs, sizeof(Attrs), first.location);
+  }
+  Output apply(const std::vector<Tensor>& inputs,
+               SourceLocation location = SourceLocation::current()) const requires(!kHasAttrs) {
+    return record(*this, pointers_of(inputs), nullptr, 0, location);
+  }
+  Output apply(const Attrs& attrs, const std::vector<Tensor>& inputs,
+               SourceLocation location = SourceLocation::current()) const requires kHasAttrs {
+    return record(*this, pointers_of(inputs), &attrs, sizeof(Attrs), location);
+  }
+
+ protected:
+  UserOp(const char* name, const char* formula, decltype(OpBase::forward) forward_thunk,
+         decltype(OpBase::backward) backward_thunk, Differentiability differentiability,
+         ForwardFn forward, BackwardFn backward)
+      : OpBase{name,           formula,           forward_thunk,
+               backward_thunk, differentiability, &rebuild_custom_residuals},
+        forward_(forward),
+        backward_(backward) {}
+
+  ForwardFn forward_;
+  BackwardFn backward_;
+
+ private:
+  static std::vector<const Tensor*> pointers_of(const std::vector<Tensor>& inputs) {
+    std::vector<const Tensor*> pointers;
+    for (const Tensor& input : inputs) pointers.push_back(&input);
+    return pointers;
+  }
+};
+
 }  // namespace detail
 
 // A user-defined op from a forward and a backward rule: two plain functions, a struct's two
@@ -100,62 +152,23 @@ void unpack_for_rule(const BackwardContext& ctx, std::vector<Tensor>& outputs,
 // then (computed by hand from data<T>(), or independent of the inputs) is an error, unless it is
 // saved as Residual::constant (a mask, a random draw): its recorded value is used as a constant.
 template <class Attrs = NoAttrs>
-class CustomOp : public detail::OpBase {
-  static_assert(detail::valid_custom_attrs<Attrs>,
-                "op attributes must be plain values of at most 80 bytes");
-  static constexpr bool kHasAttrs = !std::is_same_v<Attrs, NoAttrs>;
+class CustomOp : public detail::UserOp<Attrs, Tensor, &detail::apply_op> {
+  using Base = detail::UserOp<Attrs, Tensor, &detail::apply_op>;
 
  public:
-  using ForwardFn = detail::UserFn<Attrs, Tensor, ForwardContext>;
-  using BackwardFn = detail::UserFn<Attrs, void, BackwardContext>;
-
-  CustomOp(const char* name, const char* formula, ForwardFn forward, BackwardFn backward,
+  CustomOp(const char* name, const char* formula, typename Base::ForwardFn forward,
+           typename Base::BackwardFn backward,
            Differentiability differentiability = Differentiability::twice)
-      : detail::OpBase{name,
-                       formula,
-                       &forward_thunk,
-                       &backward_thunk,
-                       differentiability,
-                       &detail::rebuild_custom_residuals},
-        forward_(forward),
-        backward_(backward) {}
-
-  template <class... Rest>
-  requires(!kHasAttrs) Tensor operator()(Operand first, const Rest&... rest) const {
-    const std::array<const Tensor*, 1 + sizeof...(Rest)> pointers{&first.tensor, &rest...};
-    return detail::apply_op(*this, pointers, nullptr, 0, first.location);
-  }
-  template <class... Rest>
-  requires kHasAttrs Tensor operator()(const Attrs& attrs, Operand first,
-                                       const Rest&... rest) const {
-    const std::array<const Tensor*, 1 + sizeof...(Rest)> pointers{&first.tensor, &rest...};
-    return detail::apply_op(*this, pointers, &attrs, sizeof(Attrs), first.location);
-  }
-
-  Tensor apply(const std::vector<Tensor>& inputs,
-               SourceLocation location = SourceLocation::current()) const requires(!kHasAttrs) {
-    return detail::apply_op(*this, pointers_of(inputs), nullptr, 0, location);
-  }
-  Tensor apply(const Attrs& attrs, const std::vector<Tensor>& inputs,
-               SourceLocation location = SourceLocation::current()) const requires kHasAttrs {
-    return detail::apply_op(*this, pointers_of(inputs), &attrs, sizeof(Attrs), location);
+      : Base(name, formula, &forward_thunk, &backward_thunk, differentiability, forward, backward) {
   }
 
  private:
-  static std::vector<const Tensor*> pointers_of(const std::vector<Tensor>& inputs) {
-    std::vector<const Tensor*> pointers;
-    for (const Tensor& input : inputs) pointers.push_back(&input);
-    return pointers;
-  }
   static Tensor forward_thunk(const detail::OpBase& op, ForwardContext& ctx, const void* attrs) {
     return detail::call_user<Attrs>(static_cast<const CustomOp&>(op).forward_, ctx, attrs);
   }
   static void backward_thunk(const detail::OpBase& op, BackwardContext& ctx, const void* attrs) {
     detail::call_user<Attrs>(static_cast<const CustomOp&>(op).backward_, ctx, attrs);
   }
-
-  ForwardFn forward_;
-  BackwardFn backward_;
 };
 
 template <class Forward, class Backward>
@@ -171,37 +184,15 @@ CustomOp(const char*, const char*, Forward, Backward, Differentiability = Differ
 //   const tg::MultiOutputOp min_max{"min_max", "…", min_max_forward, min_max_backward};
 //   std::vector<tg::Tensor> lo_hi = min_max(x);
 template <class Attrs = NoAttrs>
-class MultiOutputOp : public detail::OpBase {
-  static_assert(detail::valid_custom_attrs<Attrs>,
-                "op attributes must be plain values of at most 80 bytes");
-  static constexpr bool kHasAttrs = !std::is_same_v<Attrs, NoAttrs>;
+class MultiOutputOp
+    : public detail::UserOp<Attrs, std::vector<Tensor>, &detail::apply_multi_output> {
+  using Base = detail::UserOp<Attrs, std::vector<Tensor>, &detail::apply_multi_output>;
 
  public:
-  using ForwardFn = detail::UserFn<Attrs, std::vector<Tensor>, ForwardContext>;
-  using BackwardFn = detail::UserFn<Attrs, void, BackwardContext>;
-
-  MultiOutputOp(const char* name, const char* formula, ForwardFn forward, BackwardFn backward,
+  MultiOutputOp(const char* name, const char* formula, typename Base::ForwardFn forward,
+                typename Base::BackwardFn backward,
                 Differentiability differentiability = Differentiability::twice)
-      : detail::OpBase{name,
-                       formula,
-                       &forward_thunk,
-                       &backward_thunk,
-                       differentiability,
-                       &detail::rebuild_custom_residuals},
-        forward_(forward),
-        backward_(backward) {}
-
-  template <class... Rest>
-  requires(!kHasAttrs) std::vector<Tensor>
-  operator()(Operand first, const Rest&... rest) const {
-    const std::array<const Tensor*, 1 + sizeof...(Rest)> pointers{&first.tensor, &rest...};
-    return detail::apply_multi_output(*this, pointers, nullptr, 0, first.location);
-  }
-  template <class... Rest>
-  requires kHasAttrs std::vector<Tensor>
-  operator()(const Attrs& attrs, Operand first, const Rest&... rest) const {
-    const std::array<const Tensor*, 1 + sizeof...(Rest)> pointers{&first.tensor, &rest...};
-    return detail::apply_multi_output(*this, pointers, &attrs, sizeof(Attrs), first.location);
+      : Base(name, formula, &forward_thunk, &backward_thunk, differentiability, forward, backward) {
   }
 
  private:
@@ -214,9 +205,6 @@ class MultiOutputOp : public detail::OpBase {
       detail::call_user<Attrs>(static_cast<const MultiOutputOp&>(op).backward_, rule_ctx, attrs);
     });
   }
-
-  ForwardFn forward_;
-  BackwardFn backward_;
 };
 
 template <class Forward, class Backward>

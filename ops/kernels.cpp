@@ -1,25 +1,39 @@
 #include "ops/kernels.h"
 
+#include <string>
+
 #include "ops/ops.h"
 
 namespace tg::detail {
 
-void check_same_floating(const Tensor& a, const Tensor& b, const char* op) {
+namespace {
+
+// What is wrong with a and b as the two floating operands of one op, or "".
+std::string same_floating_problem(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype()) {
-    fail("{}: dtype mismatch: {} {} and {} {} (convert one with .to())", op, dtype_name(a.dtype()),
-         a.shape().str(), dtype_name(b.dtype()), b.shape().str());
+    return fmt::format("dtype mismatch: {} {} and {} {} (convert one with .to())",
+                       dtype_name(a.dtype()), a.shape().str(), dtype_name(b.dtype()),
+                       b.shape().str());
   }
   if (!is_floating(a.dtype())) {
-    fail("{}: expected floating tensors (float32 or float64), got {}", op, dtype_name(a.dtype()));
+    return fmt::format("expected floating tensors (float32 or float64), got {}",
+                       dtype_name(a.dtype()));
+  }
+  return {};
+}
+
+}  // namespace
+
+void check_same_floating(const Tensor& a, const Tensor& b, const char* op) {
+  if (const std::string problem = same_floating_problem(a, b); !problem.empty()) {
+    fail("{}: {}", op, problem);
   }
 }
 
 void check_same_floating(const Tensor& a, const Tensor& b, const char* op,
                          const SourceLocation& location) {
-  try {
-    check_same_floating(a, b, op);
-  } catch (const Error& e) {
-    fail_at(op, location, "{}", without_location(e.what()).substr(std::string_view(op).size() + 2));
+  if (const std::string problem = same_floating_problem(a, b); !problem.empty()) {
+    fail_at(op, location, "{}", problem);
   }
 }
 
