@@ -2,6 +2,7 @@
 // Everything a user of tapegrad needs: #include <tapegrad.h>.
 #include "autograd/autograd.h"
 #include "nn/nn.h"
+#include "ops/cnn.h"
 #include "ops/everyday.h"
 #include "ops/ops.h"
 #include "tools/tools.h"

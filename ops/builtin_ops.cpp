@@ -1,3 +1,4 @@
+#include "ops/cnn.h"
 #include "ops/everyday.h"
 #include "ops/registrations.h"
 #include "tools/op_registry.h"
@@ -15,6 +16,7 @@ OpRegistry& op_registry() {
     detail::register_softmax_ops(builtins);
     detail::register_loss_ops(builtins);
     detail::register_everyday_ops(builtins);
+    detail::register_cnn_ops(builtins);
     return builtins;
   }();
   return registry;
