@@ -30,6 +30,9 @@
 namespace tg {
 namespace {
 
+// 128-bit integers for size arithmetic that must not overflow (GCC and Clang).
+__extension__ typedef __int128 Wide;
+
 // Where a kernel's blocks sit in an image: the image's size, the padding before the first row
 // and column, the grid of block positions (out_h × out_w) and the kernel's size, dilation and
 // stride. Positions outside the image are zeros (unfold) or dropped (fold).
@@ -65,15 +68,15 @@ std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* op,
 std::int64_t block_count(const char* op, const SourceLocation& location, const char* axis,
                          std::int64_t extent, std::int64_t pad_total, std::int64_t k,
                          std::int64_t d, std::int64_t s, const std::string& shapes) {
-  const __int128 padded = __int128(extent) + pad_total;
-  const __int128 span = __int128(d) * (k - 1) + 1;
+  const Wide padded = Wide(extent) + pad_total;
+  const Wide span = Wide(d) * (k - 1) + 1;
   if (padded < span) {
     detail::fail_at(op, location,
                     "Kernel size can't be greater than actual input size: {}: the {} is {} with "
                     "padding but the dilated kernel spans {} (expected at most the padded size)",
                     shapes, axis, std::int64_t(padded), static_cast<long long>(span));
   }
-  if (padded > __int128(INT64_MAX) / 2) {
+  if (padded > Wide(INT64_MAX) / 2) {
     detail::fail_at(op, location, "{}: the padded {} ({} + {}) overflows int64", shapes, axis,
                     extent, pad_total);
   }
@@ -229,6 +232,199 @@ void fold_backward(BackwardContext& ctx, const Geometry& g) {
   ctx.set_grad(0, kUnfold(g, ctx.location(), ctx.grad_output()));
 }
 
+// ---- the convolution's three primitives ----
+//
+// A convolution and its two partial adjoints, each one tape entry with a fused kernel (im2col into
+// a buffer, one Eigen GEMM per sample and group) and a rule written with the other two, so that
+// gradients of any order stay GEMMs plus an unfold or a fold:
+//   conv(x, W, b)          y = W·unfold(x) + b       dx = conv_input_grad(g, W), dW =
+//                                                    conv_weight_grad(g, x), db = Σ_{n,y,x} g
+//   conv_input_grad(g, W, b)  dx = fold(Wᵀ·g) + b    dg = conv(h, W), dW = conv_weight_grad(g, h),
+//                          (conv_transpose2d)        db = Σ_{n,y,x} h
+//   conv_weight_grad(g, x)  dW = Σ_n g·unfold(x)ᵀ    dg = conv(x, H), dx = conv_input_grad(g, H)
+// The geometry is the conv's: the image is x (dx), the block grid is y (g).
+struct ConvAttrs {
+  Geometry geometry;
+  std::int64_t groups;
+};
+
+// Products of at least this many multiply-adds split over the batch (matmul's threshold).
+constexpr std::int64_t kParallelMultiplyAdds = 1 << 21;
+
+template <class T>
+using Matrix = Eigen::Map<detail::RowMatrix<T>>;
+template <class T>
+using ConstMatrix = Eigen::Map<const detail::RowMatrix<T>>;
+
+// Adds bias[c] to every element of channel c of a [N, C, plane] tensor.
+template <class T>
+void add_channel_bias(T* out, const T* bias, std::int64_t n, std::int64_t channels,
+                      std::int64_t plane) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    Matrix<T>(out + i * channels * plane, channels, plane).colwise() +=
+        Eigen::Map<const detail::Vector<T>>(bias, channels).matrix();
+  }
+}
+
+Tensor conv_forward(ForwardContext& ctx, const ConvAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Geometry& g = a.geometry;
+  const std::int64_t n = x.shape()[0], c_in = x.shape()[1], c_out = w.shape()[0];
+  const std::int64_t k = g.kernel(), blocks = g.blocks(), rows = c_in * k;
+  const std::int64_t out_group = c_out / a.groups, rows_group = rows / a.groups;
+  return dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
+    Tensor y = empty(Shape{n, c_out, g.out_h, g.out_w}, x.dtype());
+    if (y.numel() == 0) return y;
+    Tensor cols = empty(Shape{n, rows, blocks}, x.dtype());
+    const T* px = x.template data<T>();
+    const T* pw = w.template data<T>();
+    const T* pb = ctx.num_inputs() == 3 ? ctx.input(2).template data<T>() : nullptr;
+    T* pc = cols.template data<T>();
+    T* py = y.template data<T>();
+    const std::int64_t plane = g.height * g.width;
+    detail::parallel_for(
+        n, n * c_out * rows_group * blocks,
+        [&](std::int64_t i) {
+          T* ci = pc + i * rows * blocks;
+          im2col<T, false>(g, c_in, const_cast<T*>(px + i * c_in * plane), ci);
+          for (std::int64_t grp = 0; grp < a.groups; ++grp) {
+            Matrix<T>(py + (i * c_out + grp * out_group) * blocks, out_group, blocks).noalias() =
+                ConstMatrix<T>(pw + grp * out_group * rows_group, out_group, rows_group) *
+                ConstMatrix<T>(ci + grp * rows_group * blocks, rows_group, blocks);
+          }
+          if (pb) add_channel_bias(py + i * c_out * blocks, pb, 1, c_out, blocks);
+        },
+        kParallelMultiplyAdds);
+    return y;
+  });
+}
+
+Tensor conv_input_grad_forward(ForwardContext& ctx, const ConvAttrs& a) {
+  const Tensor& gy = ctx.input(0);
+  const Tensor& w = ctx.input(1);
+  const Geometry& g = a.geometry;
+  const std::int64_t n = gy.shape()[0], c_out = gy.shape()[1];
+  const std::int64_t c_in = w.shape()[1] * a.groups;
+  const std::int64_t k = g.kernel(), blocks = g.blocks(), rows = c_in * k;
+  const std::int64_t out_group = c_out / a.groups, rows_group = rows / a.groups;
+  return dispatch_floating(gy.dtype(), "conv_transpose2d", [&]<class T>() {
+    Tensor dx = zeros(Shape{n, c_in, g.height, g.width}, gy.dtype());
+    if (dx.numel() == 0) return dx;
+    const T* pg = gy.template data<T>();
+    const T* pw = w.template data<T>();
+    const T* pb = ctx.num_inputs() == 3 ? ctx.input(2).template data<T>() : nullptr;
+    T* pdx = dx.template data<T>();
+    const std::int64_t plane = g.height * g.width;
+    if (rows > 0) {
+      Tensor cols = empty(Shape{n, rows, blocks}, gy.dtype());
+      T* pc = cols.template data<T>();
+      detail::parallel_for(
+          n, n * c_out * rows_group * blocks,
+          [&](std::int64_t i) {
+            T* ci = pc + i * rows * blocks;
+            for (std::int64_t grp = 0; grp < a.groups; ++grp) {
+              Matrix<T>(ci + grp * rows_group * blocks, rows_group, blocks).noalias() =
+                  ConstMatrix<T>(pw + grp * out_group * rows_group, out_group, rows_group)
+                      .transpose() *
+                  ConstMatrix<T>(pg + (i * c_out + grp * out_group) * blocks, out_group, blocks);
+            }
+            im2col<T, true>(g, c_in, pdx + i * c_in * plane, ci);
+          },
+          kParallelMultiplyAdds);
+    }
+    if (pb) add_channel_bias(pdx, pb, n, c_in, plane);
+    return dx;
+  });
+}
+
+Tensor conv_weight_grad_forward(ForwardContext& ctx, const ConvAttrs& a) {
+  const Tensor& gy = ctx.input(0);
+  const Tensor& x = ctx.input(1);
+  const Geometry& g = a.geometry;
+  const std::int64_t n = x.shape()[0], c_in = x.shape()[1], c_out = gy.shape()[1];
+  const std::int64_t k = g.kernel(), blocks = g.blocks(), rows = c_in * k;
+  const std::int64_t out_group = c_out / a.groups, rows_group = rows / a.groups;
+  return dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
+    Tensor dw = zeros(Shape{c_out, c_in / a.groups, g.kh, g.kw}, x.dtype());
+    if (dw.numel() == 0 || n == 0) return dw;
+    Tensor cols = empty(Shape{n, rows, blocks}, x.dtype());
+    const T* px = x.template data<T>();
+    const T* pg = gy.template data<T>();
+    T* pc = cols.template data<T>();
+    T* pdw = dw.template data<T>();
+    im2col<T, false>(g, n * c_in, const_cast<T*>(px), pc);
+    // dW_grp = Σ_n g_n,grp · cols_n,grpᵀ; the threads split dW's columns (each column is one
+    // thread's, summed over the batch in order: the result does not depend on the threads).
+    constexpr std::int64_t kAlign = 48;
+    const std::int64_t work = n * c_out * rows_group * blocks;
+    const std::int64_t parts = work < kParallelMultiplyAdds ? 1 : 4 * std::int64_t(num_threads());
+    const std::int64_t size = std::max<std::int64_t>(
+        kAlign, ((rows_group + parts - 1) / parts + kAlign - 1) / kAlign * kAlign);
+    const std::int64_t count = (rows_group + size - 1) / size;
+    detail::parallel_for(
+        count * a.groups, work,
+        [&](std::int64_t job) {
+          const std::int64_t grp = job / count, begin = (job % count) * size;
+          const std::int64_t width = std::min(rows_group, begin + size) - begin;
+          Matrix<T> out(pdw + grp * out_group * rows_group, out_group, rows_group);
+          for (std::int64_t i = 0; i < n; ++i) {
+            out.middleCols(begin, width).noalias() +=
+                ConstMatrix<T>(pg + (i * c_out + grp * out_group) * blocks, out_group, blocks) *
+                ConstMatrix<T>(pc + (i * rows + grp * rows_group) * blocks, rows_group, blocks)
+                    .middleRows(begin, width)
+                    .transpose();
+          }
+        },
+        kParallelMultiplyAdds);
+    return dw;
+  });
+}
+
+void conv_backward(BackwardContext& ctx, const ConvAttrs& a);
+void conv_input_grad_backward(BackwardContext& ctx, const ConvAttrs& a);
+void conv_weight_grad_backward(BackwardContext& ctx, const ConvAttrs& a);
+const Op<ConvAttrs> kConv{"conv2d",
+                          "dx = conv_transpose2d(g, W), dW = Σ_n g·unfold(x)ᵀ, db = Σ_{n,y,x} g",
+                          conv_forward, conv_backward};
+const Op<ConvAttrs> kConvInputGrad{"conv_transpose2d",
+                                   "dx = conv2d(g, W), dW = Σ_n x·unfold(g)ᵀ, db = Σ_{n,y,x} g",
+                                   conv_input_grad_forward, conv_input_grad_backward};
+const Op<ConvAttrs> kConvWeightGrad{"conv2d_weight_grad",
+                                    "dg = conv2d(x, H), dx = conv_transpose2d(g, H)",
+                                    conv_weight_grad_forward, conv_weight_grad_backward};
+
+// Σ over batch and positions of a [N, C, H, W] cotangent: [C].
+Tensor channel_sum(const Tensor& t, const SourceLocation& location) {
+  const Tensor rows =
+      reshape(t, {t.shape()[0], t.shape()[1], t.shape()[2] * t.shape()[3]}, location);
+  return sum(sum(rows, 2, false, location), 0, false, location);
+}
+
+void conv_backward(BackwardContext& ctx, const ConvAttrs& a) {
+  const Tensor& gy = ctx.grad_output();
+  if (ctx.needs_grad(0)) ctx.set_grad(0, kConvInputGrad(a, ctx.location(), gy, ctx.input(1)));
+  if (ctx.needs_grad(1)) ctx.set_grad(1, kConvWeightGrad(a, ctx.location(), gy, ctx.input(0)));
+  if (ctx.num_inputs() == 3 && ctx.needs_grad(2)) ctx.set_grad(2, channel_sum(gy, ctx.location()));
+}
+void conv_input_grad_backward(BackwardContext& ctx, const ConvAttrs& a) {
+  const Tensor& h = ctx.grad_output();
+  if (ctx.needs_grad(0)) ctx.set_grad(0, kConv(a, ctx.location(), h, ctx.input(1)));
+  if (ctx.needs_grad(1)) ctx.set_grad(1, kConvWeightGrad(a, ctx.location(), ctx.input(0), h));
+  if (ctx.num_inputs() == 3 && ctx.needs_grad(2)) ctx.set_grad(2, channel_sum(h, ctx.location()));
+}
+void conv_weight_grad_backward(BackwardContext& ctx, const ConvAttrs& a) {
+  const Tensor& h = ctx.grad_output();
+  if (ctx.needs_grad(0)) ctx.set_grad(0, kConv(a, ctx.location(), ctx.input(1), h));
+  if (ctx.needs_grad(1)) ctx.set_grad(1, kConvInputGrad(a, ctx.location(), ctx.input(0), h));
+}
+
+template <class... Inputs>
+Tensor apply_with_bias(const Op<ConvAttrs>& op, const ConvAttrs& a, const SourceLocation& location,
+                       const Tensor& bias, const Inputs&... inputs) {
+  return bias.defined() ? op(a, location, inputs..., bias) : op(a, location, inputs...);
+}
+
 std::string shapes_of(const Tensor& input, const Tensor& weight) {
   return fmt::format("input {}, weight {}", input.shape().str(), weight.shape().str());
 }
@@ -254,11 +450,6 @@ void check_bias(const char* op, const SourceLocation& location, const Tensor& in
     detail::fail_at(op, location, "expected a bias of shape [{}] (one per output channel), got {}",
                     out_channels, bias.shape().str());
   }
-}
-
-Tensor add_bias(const Tensor& y, const Tensor& bias, SourceLocation location) {
-  if (!bias.defined()) return y;
-  return add(y, reshape(bias, {1, bias.shape()[0], 1, 1}, location), location);
 }
 
 // conv2d on 4-D tensors; `op` and `shown` (the caller's own shapes) name the call in errors.
@@ -320,18 +511,7 @@ Tensor conv2d_impl(const char* op, const std::string& shown, const Tensor& input
   const std::int64_t rows = checked_mul(c_in, k, op, location);
   check_dims(op, location, {n, rows, g.blocks()});
   check_dims(op, location, {n, c_out, g.out_h, g.out_w});
-  return detail::composite(op, location, [&] {
-    const Tensor cols = kUnfold(g, location, input);  // [N, C_in·k, L]
-    Tensor y;
-    if (groups == 1) {
-      y = matmul(reshape(weight, {c_out, rows}, location), cols, location);
-    } else {
-      const std::int64_t per_group = rows / groups;
-      y = matmul(reshape(weight, {groups, c_out / groups, per_group}, location),
-                 reshape(cols, {n, groups, per_group, g.blocks()}, location), location);
-    }
-    return add_bias(reshape(y, {n, c_out, g.out_h, g.out_w}, location), bias, location);
-  });
+  return apply_with_bias(kConv, ConvAttrs{g, groups}, location, bias, input, weight);
 }
 
 void check_rank(const char* op, const SourceLocation& location, const Tensor& x, int rank,
@@ -465,15 +645,14 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
   // (H − 1)·s − 2p + d·(k − 1) + output_padding + 1, in 128 bits.
   const auto extent = [&](std::int64_t size, std::int64_t st, std::int64_t pad, std::int64_t dil,
                           std::int64_t k, std::int64_t out_pad, const char* axis) {
-    const __int128 e =
-        (__int128(size) - 1) * st - 2 * __int128(pad) + __int128(dil) * (k - 1) + out_pad + 1;
+    const Wide e = (Wide(size) - 1) * st - 2 * Wide(pad) + Wide(dil) * (k - 1) + out_pad + 1;
     if (e <= 0 || size == 0) {
       detail::fail_at(op, location,
                       "{}: the output {} would be {} (expected positive; input size {}, stride "
                       "{}, padding {}, dilation {}, output_padding {})",
                       shown, axis, static_cast<long long>(e), size, st, pad, dil, out_pad);
     }
-    if (e > __int128(INT64_MAX) / 4) {
+    if (e > Wide(INT64_MAX) / 4) {
       detail::fail_at(op, location, "{}: the output {} overflows int64", shown, axis);
     }
     return std::int64_t(e);
@@ -497,21 +676,7 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
   const std::int64_t rows = checked_mul(c_out, k, op, location);
   check_dims(op, location, {n, rows, g.blocks()});
   check_dims(op, location, {n, c_out, out_h, out_w});
-  return detail::composite(op, location, [&] {
-    const Tensor x = reshape(input, {n, c_in, g.blocks()}, location);
-    Tensor cols;  // [N, C_out·k, L]
-    if (groups == 1) {
-      cols =
-          matmul(transpose(reshape(weight, {c_in, rows}, location), 0, 1, location), x, location);
-    } else {
-      const std::int64_t in_group = c_in / groups, rows_group = rows / groups;
-      const Tensor w = reshape(weight, {groups, in_group, rows_group}, location);
-      cols = reshape(matmul(transpose(w, 1, 2, location),
-                            reshape(x, {n, groups, in_group, g.blocks()}, location), location),
-                     {n, rows, g.blocks()}, location);
-    }
-    return add_bias(kFold(g, location, cols), bias, location);
-  });
+  return apply_with_bias(kConvInputGrad, ConvAttrs{g, groups}, location, bias, input, weight);
 }
 
 // ---- registration ----
