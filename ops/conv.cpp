@@ -152,47 +152,56 @@ std::pair<std::int64_t, std::int64_t> inside(std::int64_t offset, std::int64_t s
 // output row, image row or nullptr when the row is padding, first, last, column offset).
 // unfold copies columns [first, last) of the output row from the image row (zero elsewhere);
 // fold adds them back. Each plane (n, c) is one unit of work, so threads never share an output.
+// Rows [row_begin, row_end) of one sample's columns (row c·kh·kw + i·kw + j: channel c, kernel
+// offset (i, j)) from the sample's image [C, H, W] (unfold), or added back into it (fold).
 template <class T, bool kFold>
-void im2col(const Geometry& g, std::int64_t planes, T* image, T* cols) {
+void im2col_rows(const Geometry& g, T* image, T* cols, std::int64_t row_begin,
+                 std::int64_t row_end) {
   const std::int64_t k = g.kernel(), blocks = g.blocks();
   const std::int64_t plane_size = g.height * g.width;
-  detail::parallel_for(planes, planes * k * blocks, [&](std::int64_t p) {
-    T* src = image + p * plane_size;
-    T* dst_plane = cols + p * k * blocks;
-    for (std::int64_t i = 0; i < g.kh; ++i) {
-      for (std::int64_t j = 0; j < g.kw; ++j) {
-        T* dst = dst_plane + (i * g.kw + j) * blocks;
-        const std::int64_t col_offset = j * g.dw - g.pad_w;
-        const auto [first, last] = inside(col_offset, g.sw, g.width, g.out_w);
-        for (std::int64_t oy = 0; oy < g.out_h; ++oy) {
-          T* row = dst + oy * g.out_w;
-          const std::int64_t iy = oy * g.sh + i * g.dh - g.pad_h;
-          if (iy < 0 || iy >= g.height) {
-            if constexpr (!kFold) std::fill(row, row + g.out_w, T(0));
-            continue;
-          }
-          // Image column of block column x: x·sw + col_offset; line is block column `first`'s.
-          T* line = src + iy * g.width + first * g.sw + col_offset;
-          const std::int64_t count = last - first;
-          T* strip = row + first;
-          if constexpr (kFold) {
-            if (g.sw == 1) {
-              for (std::int64_t x = 0; x < count; ++x) line[x] += strip[x];
-            } else {
-              for (std::int64_t x = 0; x < count; ++x) line[x * g.sw] += strip[x];
-            }
-          } else {
-            std::fill(row, strip, T(0));
-            std::fill(strip + count, row + g.out_w, T(0));
-            if (g.sw == 1) {
-              if (count > 0) std::memcpy(strip, line, std::size_t(count) * sizeof(T));
-            } else {
-              for (std::int64_t x = 0; x < count; ++x) strip[x] = line[x * g.sw];
-            }
-          }
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    const std::int64_t c = r / k, i = (r % k) / g.kw, j = r % g.kw;
+    T* src = image + c * plane_size;
+    T* dst = cols + (r - row_begin) * blocks;
+    const std::int64_t col_offset = j * g.dw - g.pad_w;
+    const auto [first, last] = inside(col_offset, g.sw, g.width, g.out_w);
+    for (std::int64_t oy = 0; oy < g.out_h; ++oy) {
+      T* row = dst + oy * g.out_w;
+      const std::int64_t iy = oy * g.sh + i * g.dh - g.pad_h;
+      if (iy < 0 || iy >= g.height) {
+        if constexpr (!kFold) std::fill(row, row + g.out_w, T(0));
+        continue;
+      }
+      // Image column of block column x: x·sw + col_offset; line is block column `first`'s.
+      T* line = src + iy * g.width + first * g.sw + col_offset;
+      const std::int64_t count = last - first;
+      T* strip = row + first;
+      if constexpr (kFold) {
+        if (g.sw == 1) {
+          for (std::int64_t x = 0; x < count; ++x) line[x] += strip[x];
+        } else {
+          for (std::int64_t x = 0; x < count; ++x) line[x * g.sw] += strip[x];
+        }
+      } else {
+        std::fill(row, strip, T(0));
+        std::fill(strip + count, row + g.out_w, T(0));
+        if (g.sw == 1) {
+          if (count > 0) std::memcpy(strip, line, std::size_t(count) * sizeof(T));
+        } else {
+          for (std::int64_t x = 0; x < count; ++x) strip[x] = line[x * g.sw];
         }
       }
     }
+  }
+}
+
+// unfold (fold) of `planes` image planes [H, W] into (from) their kh·kw rows of columns each,
+// one plane per unit of work, so that threads never share an output.
+template <class T, bool kFold>
+void im2col(const Geometry& g, std::int64_t planes, T* image, T* cols) {
+  const std::int64_t k = g.kernel(), blocks = g.blocks();
+  detail::parallel_for(planes, planes * k * blocks, [&](std::int64_t p) {
+    im2col_rows<T, kFold>(g, image + p * g.height * g.width, cols + p * k * blocks, 0, k);
   });
 }
 
@@ -266,6 +275,18 @@ void add_channel_bias(T* out, const T* bias, std::int64_t n, std::int64_t channe
   }
 }
 
+// The batch split into `parts` contiguous chunks, one per thread when the work pays for threads:
+// each chunk reuses one sample's buffer of columns (cache-sized, allocated once per call).
+struct BatchSplit {
+  std::int64_t parts;
+  std::int64_t size;
+};
+BatchSplit split_batch(std::int64_t n, std::int64_t work) {
+  const std::int64_t parts =
+      work < kParallelMultiplyAdds || n <= 1 ? 1 : std::min<std::int64_t>(n, num_threads());
+  return {parts, (n + parts - 1) / parts};
+}
+
 Tensor conv_forward(ForwardContext& ctx, const ConvAttrs& a) {
   const Tensor& x = ctx.input(0);
   const Tensor& w = ctx.input(1);
@@ -276,24 +297,28 @@ Tensor conv_forward(ForwardContext& ctx, const ConvAttrs& a) {
   return dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
     Tensor y = empty(Shape{n, c_out, g.out_h, g.out_w}, x.dtype());
     if (y.numel() == 0) return y;
-    Tensor cols = empty(Shape{n, rows, blocks}, x.dtype());
+    const std::int64_t work = n * c_out * rows_group * blocks;
+    const BatchSplit split = split_batch(n, work);
+    Tensor buffer = empty(Shape{split.parts, rows, blocks}, x.dtype());
     const T* px = x.template data<T>();
     const T* pw = w.template data<T>();
     const T* pb = ctx.num_inputs() == 3 ? ctx.input(2).template data<T>() : nullptr;
-    T* pc = cols.template data<T>();
+    T* pc = buffer.template data<T>();
     T* py = y.template data<T>();
     const std::int64_t plane = g.height * g.width;
     detail::parallel_for(
-        n, n * c_out * rows_group * blocks,
-        [&](std::int64_t i) {
-          T* ci = pc + i * rows * blocks;
-          im2col<T, false>(g, c_in, const_cast<T*>(px + i * c_in * plane), ci);
-          for (std::int64_t grp = 0; grp < a.groups; ++grp) {
-            Matrix<T>(py + (i * c_out + grp * out_group) * blocks, out_group, blocks).noalias() =
-                ConstMatrix<T>(pw + grp * out_group * rows_group, out_group, rows_group) *
-                ConstMatrix<T>(ci + grp * rows_group * blocks, rows_group, blocks);
+        split.parts, work,
+        [&](std::int64_t part) {
+          T* ci = pc + part * rows * blocks;
+          for (std::int64_t i = part * split.size; i < std::min(n, (part + 1) * split.size); ++i) {
+            im2col_rows<T, false>(g, const_cast<T*>(px + i * c_in * plane), ci, 0, rows);
+            for (std::int64_t grp = 0; grp < a.groups; ++grp) {
+              Matrix<T>(py + (i * c_out + grp * out_group) * blocks, out_group, blocks).noalias() =
+                  ConstMatrix<T>(pw + grp * out_group * rows_group, out_group, rows_group) *
+                  ConstMatrix<T>(ci + grp * rows_group * blocks, rows_group, blocks);
+            }
+            if (pb) add_channel_bias(py + i * c_out * blocks, pb, 1, c_out, blocks);
           }
-          if (pb) add_channel_bias(py + i * c_out * blocks, pb, 1, c_out, blocks);
         },
         kParallelMultiplyAdds);
     return y;
@@ -316,24 +341,26 @@ Tensor conv_input_grad_forward(ForwardContext& ctx, const ConvAttrs& a) {
     const T* pb = ctx.num_inputs() == 3 ? ctx.input(2).template data<T>() : nullptr;
     T* pdx = dx.template data<T>();
     const std::int64_t plane = g.height * g.width;
-    if (rows > 0) {
-      Tensor cols = empty(Shape{n, rows, blocks}, gy.dtype());
-      T* pc = cols.template data<T>();
-      detail::parallel_for(
-          n, n * c_out * rows_group * blocks,
-          [&](std::int64_t i) {
-            T* ci = pc + i * rows * blocks;
+    const std::int64_t work = n * c_out * rows_group * blocks;
+    const BatchSplit split = split_batch(n, work);
+    Tensor buffer = empty(Shape{split.parts, rows, blocks}, gy.dtype());
+    T* pc = buffer.template data<T>();
+    detail::parallel_for(
+        split.parts, work,
+        [&](std::int64_t part) {
+          T* ci = pc + part * rows * blocks;
+          for (std::int64_t i = part * split.size; i < std::min(n, (part + 1) * split.size); ++i) {
             for (std::int64_t grp = 0; grp < a.groups; ++grp) {
               Matrix<T>(ci + grp * rows_group * blocks, rows_group, blocks).noalias() =
                   ConstMatrix<T>(pw + grp * out_group * rows_group, out_group, rows_group)
                       .transpose() *
                   ConstMatrix<T>(pg + (i * c_out + grp * out_group) * blocks, out_group, blocks);
             }
-            im2col<T, true>(g, c_in, pdx + i * c_in * plane, ci);
-          },
-          kParallelMultiplyAdds);
-    }
-    if (pb) add_channel_bias(pdx, pb, n, c_in, plane);
+            im2col_rows<T, true>(g, pdx + i * c_in * plane, ci, 0, rows);
+            if (pb) add_channel_bias(pdx + i * c_in * plane, pb, 1, c_in, plane);
+          }
+        },
+        kParallelMultiplyAdds);
     return dx;
   });
 }
@@ -348,32 +375,36 @@ Tensor conv_weight_grad_forward(ForwardContext& ctx, const ConvAttrs& a) {
   return dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
     Tensor dw = zeros(Shape{c_out, c_in / a.groups, g.kh, g.kw}, x.dtype());
     if (dw.numel() == 0 || n == 0) return dw;
-    Tensor cols = empty(Shape{n, rows, blocks}, x.dtype());
-    const T* px = x.template data<T>();
-    const T* pg = gy.template data<T>();
-    T* pc = cols.template data<T>();
-    T* pdw = dw.template data<T>();
-    im2col<T, false>(g, n * c_in, const_cast<T*>(px), pc);
-    // dW_grp = Σ_n g_n,grp · cols_n,grpᵀ; the threads split dW's columns (each column is one
-    // thread's, summed over the batch in order: the result does not depend on the threads).
+    // dW_grp = Σ_n g_n,grp · cols_n,grpᵀ. The threads split dW's columns (rows of the columns),
+    // each unfolding its own rows of each sample into its own buffer and summing over the batch
+    // in order: every element is computed the same way however many threads there are.
     constexpr std::int64_t kAlign = 48;
     const std::int64_t work = n * c_out * rows_group * blocks;
     const std::int64_t parts = work < kParallelMultiplyAdds ? 1 : 4 * std::int64_t(num_threads());
-    const std::int64_t size = std::max<std::int64_t>(
-        kAlign, ((rows_group + parts - 1) / parts + kAlign - 1) / kAlign * kAlign);
+    const std::int64_t size = std::min(
+        rows_group, std::max<std::int64_t>(
+                        kAlign, ((rows_group + parts - 1) / parts + kAlign - 1) / kAlign * kAlign));
     const std::int64_t count = (rows_group + size - 1) / size;
+    Tensor buffer = empty(Shape{count * a.groups, size, blocks}, x.dtype());
+    const T* px = x.template data<T>();
+    const T* pg = gy.template data<T>();
+    T* pc = buffer.template data<T>();
+    T* pdw = dw.template data<T>();
+    const std::int64_t plane = g.height * g.width;
     detail::parallel_for(
         count * a.groups, work,
         [&](std::int64_t job) {
           const std::int64_t grp = job / count, begin = (job % count) * size;
           const std::int64_t width = std::min(rows_group, begin + size) - begin;
+          const std::int64_t first_row = grp * rows_group + begin;
+          T* cols = pc + job * size * blocks;
           Matrix<T> out(pdw + grp * out_group * rows_group, out_group, rows_group);
           for (std::int64_t i = 0; i < n; ++i) {
+            im2col_rows<T, false>(g, const_cast<T*>(px + i * c_in * plane), cols, first_row,
+                                  first_row + width);
             out.middleCols(begin, width).noalias() +=
                 ConstMatrix<T>(pg + (i * c_out + grp * out_group) * blocks, out_group, blocks) *
-                ConstMatrix<T>(pc + (i * rows + grp * rows_group) * blocks, rows_group, blocks)
-                    .middleRows(begin, width)
-                    .transpose();
+                ConstMatrix<T>(cols, width, blocks).transpose();
           }
         },
         kParallelMultiplyAdds);

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -230,6 +231,128 @@ INSTANTIATE_TEST_SUITE_P(
                   true,
                   {.padding = 1},
                   {.pad_before = 1, .pad_after = 1}}));
+
+// ---- the fused kernels against the composed lowering ----
+
+// conv2d as unfold + one GEMM per group + bias, every step a tapegrad op: the fused op (its
+// forward kernel, its rule's conv_transpose2d and weight-gradient kernels) must agree with it in
+// values and gradients of the first and second order.
+Tensor composed_conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Size2 stride,
+                       Size2 padding, Size2 dilation, std::int64_t groups) {
+  const std::int64_t n = x.shape()[0], c_out = w.shape()[0];
+  const Size2 k{w.shape()[2], w.shape()[3]};
+  const Tensor cols = unfold(x, k, {.dilation = dilation, .padding = padding, .stride = stride});
+  const std::int64_t rows = cols.shape()[1], blocks = cols.shape()[2];
+  const Tensor y = matmul(reshape(w, {groups, c_out / groups, rows / groups}),
+                          reshape(cols, {n, groups, rows / groups, blocks}));
+  const std::int64_t oh =
+      (x.shape()[2] + 2 * padding.h - dilation.h * (k.h - 1) - 1) / stride.h + 1;
+  const Tensor out = reshape(y, {n, c_out, oh, blocks / oh});
+  return b.defined() ? out + reshape(b, {1, c_out, 1, 1}) : out;
+}
+
+// conv_transpose2d as one GEMM per group + fold.
+Tensor composed_conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, Size2 stride,
+                                 Size2 padding, Size2 dilation, std::int64_t groups,
+                                 Size2 out_size) {
+  const std::int64_t n = x.shape()[0], c_in = x.shape()[1];
+  const std::int64_t rows = w.numel() / c_in * groups, blocks = x.shape()[2] * x.shape()[3];
+  const Tensor wg = reshape(w, {groups, c_in / groups, rows / groups});
+  const Tensor cols =
+      reshape(matmul(transpose(wg, 1, 2), reshape(x, {n, groups, c_in / groups, blocks})),
+              {n, rows, blocks});
+  const Tensor out = fold(cols, out_size, Size2{w.shape()[2], w.shape()[3]},
+                          {.dilation = dilation, .padding = padding, .stride = stride});
+  return b.defined() ? out + reshape(b, {1, b.numel(), 1, 1}) : out;
+}
+
+void expect_same_function(const std::function<Tensor(const std::vector<Tensor>&)>& fused,
+                          const std::function<Tensor(const std::vector<Tensor>&)>& composed,
+                          std::vector<Tensor> inputs) {
+  for (Tensor& t : inputs) t = t.detach().copy().requires_grad(true);
+  const Tensor a = fused(inputs), b = composed(inputs);
+  expect_values(a, b.shape(), b.to_vector(), 1e-12);
+  Generator gen(21);
+  const Tensor g = uniform(a.shape(), gen, -1, 1, f64);
+  const auto ga = grad(a, inputs, g, {.create_graph = true});
+  const auto gb = grad(b, inputs, g, {.create_graph = true});
+  Tensor sa, sb;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    expect_values(ga[i], gb[i].shape(), gb[i].to_vector(), 1e-12);
+    const Tensor v = uniform(inputs[i].shape(), gen, -1, 1, f64);
+    sa = sa.defined() ? sa + sum(ga[i] * v) : sum(ga[i] * v);
+    sb = sb.defined() ? sb + sum(gb[i] * v) : sum(gb[i] * v);
+  }
+  const auto ha = grad(sa, inputs), hb = grad(sb, inputs);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    expect_values(ha[i], hb[i].shape(), hb[i].to_vector(), 1e-12);
+  }
+}
+
+TEST(Conv2dFused, AgreesWithTheComposedLoweringToSecondOrder) {
+  struct Case {
+    Shape x, w;
+    Size2 stride, padding, dilation;
+    std::int64_t groups;
+  };
+  for (const Case& c : {Case{{2, 3, 6, 5}, {4, 3, 3, 2}, 1, 0, 1, 1},
+                        Case{{2, 4, 7, 6}, {6, 2, 2, 3}, {2, 1}, {1, 2}, {1, 2}, 2},
+                        Case{{1, 3, 5, 5}, {3, 1, 3, 3}, 2, 1, 1, 3},
+                        Case{{3, 2, 4, 4}, {2, 2, 1, 1}, 3, 0, 1, 1}}) {
+    SCOPED_TRACE(c.x.str() + " " + c.w.str());
+    Generator gen(13);
+    const Tensor x = uniform(c.x, gen, -1, 1, f64), w = uniform(c.w, gen, -1, 1, f64);
+    const Tensor b = uniform({c.w[0]}, gen, -1, 1, f64);
+    expect_same_function(
+        [&](const auto& in) {
+          return conv2d(in[0], in[1], in[2],
+                        {.stride = c.stride,
+                         .padding = Padding2d(c.padding.h, c.padding.w),
+                         .dilation = c.dilation,
+                         .groups = c.groups});
+        },
+        [&](const auto& in) {
+          return composed_conv2d(in[0], in[1], in[2], c.stride, c.padding, c.dilation, c.groups);
+        },
+        {x, w, b});
+  }
+}
+
+TEST(ConvTranspose2dFused, AgreesWithTheComposedLoweringToSecondOrder) {
+  struct Case {
+    Shape x, w;
+    Size2 stride, padding, dilation, output_padding;
+    std::int64_t groups;
+  };
+  for (const Case& c : {Case{{2, 2, 3, 4}, {2, 3, 2, 2}, 1, 0, 1, 0, 1},
+                        Case{{1, 4, 3, 3}, {4, 2, 3, 2}, {2, 3}, {1, 0}, {1, 2}, {1, 2}, 2}}) {
+    SCOPED_TRACE(c.x.str() + " " + c.w.str());
+    Generator gen(19);
+    const Tensor x = uniform(c.x, gen, -1, 1, f64), w = uniform(c.w, gen, -1, 1, f64);
+    const Tensor b = uniform({c.w[1] * c.groups}, gen, -1, 1, f64);
+    const Tensor y = conv_transpose2d(x, w, b,
+                                      {.stride = c.stride,
+                                       .padding = c.padding,
+                                       .output_padding = c.output_padding,
+                                       .groups = c.groups,
+                                       .dilation = c.dilation});
+    const Size2 out{y.shape()[2], y.shape()[3]};
+    expect_same_function(
+        [&](const auto& in) {
+          return conv_transpose2d(in[0], in[1], in[2],
+                                  {.stride = c.stride,
+                                   .padding = c.padding,
+                                   .output_padding = c.output_padding,
+                                   .groups = c.groups,
+                                   .dilation = c.dilation});
+        },
+        [&](const auto& in) {
+          return composed_conv_transpose2d(in[0], in[1], in[2], c.stride, c.padding, c.dilation,
+                                           c.groups, out);
+        },
+        {x, w, b});
+  }
+}
 
 // ---- closed-form values ----
 
