@@ -1,22 +1,24 @@
-// Convolutions lowered to im2col + GEMM, as PyTorch's slow_conv2d, with the rule written with
-// tapegrad's own ops:
+// Convolutions lowered to im2col + GEMM, as PyTorch's slow_conv2d. unfold and fold are ops of
+// their own; a convolution is one op whose kernel fuses them with Eigen GEMMs, and whose rule is
+// written with its two partial adjoints, themselves ops whose rules use the convolution:
 //
 //   unfold   cols[n, c·kh·kw + i·kw + j, y·ow + x] = x_pad[n, c, y·sh + i·dh, x·sw + j·dw]
-//            dx = fold(g)                                   (im2col; its adjoint is col2im)
-//   fold     out[n, c, ·, ·] = Σ over blocks of the columns  dcols = unfold(g)
-//   conv2d   y[n] = W·unfold(x)[n] + b   (W as [C_out, C_in·kh·kw], one GEMM per group)
-//            dW = Σ_n g[n]·cols[n]ᵀ, dx = fold(Wᵀ·g[n]), db = Σ_{n,y,x} g   (matmul's and add's
-//            rules: GEMMs plus a fold)
-//   conv_transpose2d   y = fold(Wᵀ·x[n]) + b   (conv2d's adjoint in x)
-//            dx = Wᵀᵀ·unfold(g), dW = Σ_n x[n]·unfold(g)[n]ᵀ (matmul's rules plus an unfold)
+//            dx = fold(g)                                    (im2col; its adjoint is col2im)
+//   fold     out[n, c, ·, ·] = Σ over blocks of the columns   dcols = unfold(g)
+//   conv2d   y[n] = W·unfold(x)[n] + b   (W as [C_out, C_in/groups·kh·kw], one GEMM per group)
+//            dx = conv_transpose2d(g, W) = fold(Wᵀ·g[n]), dW = Σ_n g[n]·unfold(x)[n]ᵀ,
+//            db = Σ_{n,y,x} g
+//   conv_transpose2d(x, W, b) = fold(Wᵀ·x[n]) + b   (conv2d's adjoint in its input)
+//            dx = conv2d(g, W), dW = Σ_n x[n]·unfold(g)[n]ᵀ, db = Σ_{n,y,x} g
 //   conv1d   conv2d on a height-1 view.
 //
-// unfold and fold are the only kernels here: strips of the output grid are copied from (added to)
-// the image rows, with memcpy where the stride is 1; the GEMMs are matmul's (Eigen, threaded over
-// the batch or the output above its threshold). Padding is never materialised: positions outside
-// the image are zero columns. A padded position therefore multiplies its weight by 0, so an
-// infinite or NaN weight gives NaN at every output whose window covers padding (PyTorch's own
-// im2col path does the same; its direct kernels give inf there).
+// The kernels copy strips of the output grid from the image rows (fold adds them back), with
+// memcpy where the stride is 1, one sample at a time into a buffer per thread, and run one GEMM
+// per sample and group; threads split the batch (the weight gradient: its columns) above 2^21
+// multiply-adds, and every element is computed the same way whatever the number of threads.
+// Padding is never materialised: positions outside the image are zero columns. A padded
+// position therefore multiplies its weight by 0, so an infinite or NaN weight gives NaN at every
+// output whose window covers padding, as PyTorch 1.13 gives on CPU (tests/reference/conv.json).
 #include "ops/conv.h"
 
 #include <climits>

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fmt/ranges.h>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ostream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -133,6 +135,24 @@ struct UnfoldParam {
   UnfoldOptions options;
 };
 
+std::string describe(const UnfoldParam& p) {
+  const UnfoldOptions& o = p.options;
+  return fmt::format("{} kernel {}x{} dilation {}x{} padding {}x{} stride {}x{}", p.image.str(),
+                     p.kernel.h, p.kernel.w, o.dilation.h, o.dilation.w, o.padding.h, o.padding.w,
+                     o.stride.h, o.stride.w);
+}
+void PrintTo(const UnfoldParam& p, std::ostream* out) {
+  *out << describe(p);
+}
+
+// A gtest name from a description: letters and digits, the rest as '_'.
+std::string identifier(std::string text) {
+  for (char& c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return text;
+}
+
 class UnfoldKernel : public ::testing::TestWithParam<UnfoldParam> {};
 
 TEST_P(UnfoldKernel, MatchesTheDefinitionAndFoldIsItsAdjoint) {
@@ -171,7 +191,10 @@ INSTANTIATE_TEST_SUITE_P(
                       UnfoldParam{{1, 1, 3, 3}, 3, {.padding = 4}},
                       // Past the threads' threshold: 64·9·1024 elements.
                       UnfoldParam{{4, 16, 32, 32}, 3, {.padding = 1}},
-                      UnfoldParam{{4, 16, 33, 31}, 3, {.dilation = 2, .padding = 1, .stride = 2}}));
+                      UnfoldParam{{4, 16, 33, 31}, 3, {.dilation = 2, .padding = 1, .stride = 2}}),
+    [](const ::testing::TestParamInfo<UnfoldParam>& info) {
+      return identifier(describe(info.param));
+    });
 
 struct ConvParam {
   Shape x, w;
@@ -179,6 +202,20 @@ struct ConvParam {
   Conv2dOptions options;
   Direct direct;
 };
+
+std::string describe(const ConvParam& p) {
+  const Conv2dOptions& o = p.options;
+  const std::string padding = o.padding.mode == ConvPadding::same ? "same"
+                              : o.padding.mode == ConvPadding::valid
+                                  ? "valid"
+                                  : fmt::format("{}x{}", o.padding.amount.h, o.padding.amount.w);
+  return fmt::format("x {} w {}{} stride {}x{} padding {} dilation {}x{} groups {}", p.x.str(),
+                     p.w.str(), p.bias ? " bias" : "", o.stride.h, o.stride.w, padding,
+                     o.dilation.h, o.dilation.w, o.groups);
+}
+void PrintTo(const ConvParam& p, std::ostream* out) {
+  *out << describe(p);
+}
 
 class Conv2dLowering : public ::testing::TestWithParam<ConvParam> {};
 
@@ -230,7 +267,10 @@ INSTANTIATE_TEST_SUITE_P(
                   {32, 16, 3, 3},
                   true,
                   {.padding = 1},
-                  {.pad_before = 1, .pad_after = 1}}));
+                  {.pad_before = 1, .pad_after = 1}}),
+    [](const ::testing::TestParamInfo<ConvParam>& info) {
+      return identifier(describe(info.param));
+    });
 
 // ---- the fused kernels against the composed lowering ----
 
@@ -295,10 +335,13 @@ TEST(Conv2dFused, AgreesWithTheComposedLoweringToSecondOrder) {
     Size2 stride, padding, dilation;
     std::int64_t groups;
   };
-  for (const Case& c : {Case{{2, 3, 6, 5}, {4, 3, 3, 2}, 1, 0, 1, 1},
-                        Case{{2, 4, 7, 6}, {6, 2, 2, 3}, {2, 1}, {1, 2}, {1, 2}, 2},
-                        Case{{1, 3, 5, 5}, {3, 1, 3, 3}, 2, 1, 1, 3},
-                        Case{{3, 2, 4, 4}, {2, 2, 1, 1}, 3, 0, 1, 1}}) {
+  for (const Case& c :
+       {Case{{2, 3, 6, 5}, {4, 3, 3, 2}, 1, 0, 1, 1},
+        Case{{2, 4, 7, 6}, {6, 2, 2, 3}, {2, 1}, {1, 2}, {1, 2}, 2},
+        Case{{1, 3, 5, 5}, {3, 1, 3, 3}, 2, 1, 1, 3}, Case{{3, 2, 4, 4}, {2, 2, 1, 1}, 3, 0, 1, 1},
+        // Past the threads' threshold (2^21 multiply-adds): split over the batch
+        // and, for the weight gradient, over the columns.
+        Case{{4, 16, 12, 12}, {32, 16, 3, 3}, 1, 1, 1, 1}}) {
     SCOPED_TRACE(c.x.str() + " " + c.w.str());
     Generator gen(13);
     const Tensor x = uniform(c.x, gen, -1, 1, f64), w = uniform(c.w, gen, -1, 1, f64);
@@ -352,6 +395,32 @@ TEST(ConvTranspose2dFused, AgreesWithTheComposedLoweringToSecondOrder) {
         },
         {x, w, b});
   }
+}
+
+TEST(Conv2dFused, ResultsDoNotDependOnTheNumberOfThreads) {
+  const int before = num_threads();
+  detail::set_adapt_to_load(false);
+  // 8·32·72·143 multiply-adds: past the threshold (2^21), so 2 and 3 threads split the work.
+  std::vector<std::vector<double>> runs;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    Generator gen(23);
+    const Tensor x = uniform({8, 16, 13, 11}, gen, -1, 1, f32).requires_grad(true);
+    const Tensor w = uniform({32, 8, 3, 3}, gen, -1, 1, f32).requires_grad(true);
+    const Tensor b = uniform({32}, gen, -1, 1, f32).requires_grad(true);
+    const Tensor y = conv2d(x, w, b, {.padding = 1, .groups = 2});
+    const auto grads = grad(y, {x, w, b}, uniform(y.shape(), gen, -1, 1, f32));
+    std::vector<double> all = y.to_vector();
+    for (const Tensor& t : grads) {
+      const auto v = t.to_vector();
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    runs.push_back(all);
+  }
+  detail::set_adapt_to_load(true);
+  set_num_threads(before);
+  EXPECT_EQ(runs[0], runs[1]);
+  EXPECT_EQ(runs[0], runs[2]);
 }
 
 // ---- closed-form values ----
@@ -753,18 +822,38 @@ std::string replay(const json& c) {
   return report;
 }
 
-class ConvReference : public ::testing::TestWithParam<std::size_t> {};
+// One record of conv.json: its index and its op / case / dtype.
+struct ConvRecord {
+  std::size_t index;
+  std::string label;
+};
+void PrintTo(const ConvRecord& r, std::ostream* out) {
+  *out << r.label;
+}
+
+std::vector<ConvRecord> conv_records() {
+  std::vector<ConvRecord> records;
+  const json& index = fixture().header.at("index");
+  for (std::size_t i = 0; i < index.size(); ++i) {
+    records.push_back(
+        {i, fmt::format("{} / {} / {}", index[i].at(0).get<std::string>(),
+                        index[i].at(1).get<std::string>(), index[i].at(2).get<std::string>())});
+  }
+  return records;
+}
+
+class ConvReference : public ::testing::TestWithParam<ConvRecord> {};
 
 TEST_P(ConvReference, MatchesPyTorch) {
-  const json& index = fixture().header.at("index").at(GetParam());
-  SCOPED_TRACE(fmt::format("{} / {} / {}", index.at(0).get<std::string>(),
-                           index.at(1).get<std::string>(), index.at(2).get<std::string>()));
-  const std::string report = replay(json::parse(fixture().lines.at(GetParam())));
+  SCOPED_TRACE(GetParam().label);
+  const std::string report = replay(json::parse(fixture().lines.at(GetParam().index)));
   EXPECT_TRUE(report.empty()) << report;
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixture, ConvReference,
-                         ::testing::Range(std::size_t(0), fixture().lines.size()));
+INSTANTIATE_TEST_SUITE_P(Fixture, ConvReference, ::testing::ValuesIn(conv_records()),
+                         [](const ::testing::TestParamInfo<ConvRecord>& info) {
+                           return std::to_string(info.index) + "_" + identifier(info.param.label);
+                         });
 
 TEST(ConvReference, EveryRegisteredConvOpHasACaseInBothDtypes) {
   std::map<std::string, std::set<std::string>> dtypes;
