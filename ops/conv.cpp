@@ -653,6 +653,11 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
                     "(weight [C_in, C_out/groups, kh, kw]), got {}",
                     shown, c_in, weight.shape()[0]);
   }
+  if (c_in == 0 || weight.shape()[1] == 0) {
+    // PyTorch refuses both: no input channels, and an empty weight.
+    detail::fail_at(op, location, "{}: expected a weight with at least one {} channel", shown,
+                    c_in == 0 ? "input" : "output");
+  }
   if (c_in % groups != 0) {
     detail::fail_at(op, location, "{}: in_channels {} must be divisible by groups {}", shown, c_in,
                     groups);

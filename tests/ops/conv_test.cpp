@@ -657,6 +657,21 @@ TEST(ConvErrors, NameTheOpTheShapesAndTheCaller) {
                           "expected positive");
   expect_error_containing([&] { conv_transpose2d(x, wt, zeros({4}, f64), {.groups = 2}); },
                           "expected a bias of shape [6]");
+  expect_error_containing(
+      [&] {
+        conv_transpose2d(x, zeros({4, 0, 3, 3}, f64));
+      },
+      "at least one output channel");
+  expect_error_containing(
+      [&] {
+        conv_transpose2d(zeros({2, 0, 5, 5}, f64), zeros({0, 3, 3, 3}, f64));
+      },
+      "at least one input channel");
+  expect_error_containing(
+      [&] {
+        conv2d(zeros({2, 0, 5, 5}, f64), zeros({2, 0, 3, 3}, f64));
+      },
+      "at least one input channel");
   expect_error_containing([&] { conv_transpose2d(x, wt, {}, {.groups = 3}); },
                           "divisible by groups");
 
