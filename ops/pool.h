@@ -1,7 +1,9 @@
 #pragma once
 // Pooling with PyTorch's layouts and options (torch.nn.functional's names); see ops/conv.h.
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <vector>
 
 #include "ops/conv.h"
 
@@ -9,10 +11,13 @@ namespace tg {
 
 // ---- pooling (ops/pool.cpp) ----
 
-// F.max_pool1d / F.max_pool2d on [N, C, L] / [N, C, H, W]: padding is −inf, at most half the
-// kernel; the stride defaults to the kernel size; with ceil_mode the last window may start in the
-// padding's right half, as PyTorch. The gradient goes to the first arg-max of each window (the
-// first NaN, if any), as PyTorch.
+// F.max_pool1d / F.max_pool2d on [N, C, L] / [N, C, H, W] (N may be 0; C, H, W may not, as
+// PyTorch): padding is −inf, at most half the kernel; the stride defaults to the kernel size; with
+// ceil_mode the last window may start in the padding's right half, as PyTorch. The gradient goes
+// to the first arg-max of each window in row-major order, or to its last NaN if it holds any (a
+// NaN replaces every earlier entry, as in PyTorch's kernel); overlapping windows add. A window
+// lying wholly in the padding (possible with dilation) is an error: PyTorch returns −inf there
+// with an index outside the input.
 struct MaxPool1dOptions {
   std::optional<std::int64_t> stride;  // default: the kernel size
   std::int64_t padding = 0;
@@ -42,7 +47,8 @@ struct AvgPool2dOptions {
 Tensor avg_pool2d(const Tensor& input, Size2 kernel_size, const AvgPool2dOptions& options = {},
                   SourceLocation location = SourceLocation::current());
 // F.adaptive_avg_pool2d / F.adaptive_max_pool2d: output [N, C, output_size]; window i along an
-// axis of length n covers [⌊i·n/out⌋, ⌈(i + 1)·n/out⌉).
+// axis of length n covers [⌊i·n/out⌋, ⌈(i + 1)·n/out⌉). An output size may be 0 (an empty
+// output), as PyTorch.
 Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size,
                            SourceLocation location = SourceLocation::current());
 Tensor adaptive_max_pool2d(const Tensor& input, Size2 output_size,
@@ -50,6 +56,28 @@ Tensor adaptive_max_pool2d(const Tensor& input, Size2 output_size,
 
 namespace detail {
 void register_pool_ops(OpRegistry& registry);
+
+// The linear ops of this family (avg_pool2d, adaptive_avg_pool2d, pad, interpolate) are one
+// sparse map applied to every plane: y[p, o] = Σ_{k ∈ [offsets[o], offsets[o + 1])} weights[k] ·
+// x[p, sources[k]] for x viewed as [P, in_plane]; its rule is the transposed map (another op,
+// whose rule is the map again, so every order of derivative works).
+struct PlaneMap {
+  std::vector<std::int64_t> offsets;  // out_plane + 1 entries, from 0
+  std::vector<std::int64_t> sources;  // in [0, in_plane)
+  std::vector<double> weights;
+};
+enum class PlaneMapOp { avg_pool2d, adaptive_avg_pool2d, pad, interpolate };
+// x viewed as [planes, in_plane] mapped to [planes, out_plane] viewed as out_shape.
+Tensor apply_plane_map(PlaneMapOp op, const Tensor& x, std::int64_t planes, std::int64_t in_plane,
+                       const PlaneMap& map, const Shape& out_shape, const SourceLocation& location);
+// For registrations: the [out, in] float64 Jacobian of a linear map given as a naive function of
+// the flat input (applied to each basis vector), and values without ties (spaced 4/n apart).
+Tensor linear_jacobian(const Tensor& x,
+                       const std::function<std::vector<double>(const std::vector<double>&)>& f);
+Tensor distinct_sample(const Shape& shape, DType dtype, Generator& gen);
+// Shape(dims), its size overflow an error of `op` at the caller's line.
+Shape checked_shape(const std::vector<std::int64_t>& dims, const char* op,
+                    const SourceLocation& location);
 }  // namespace detail
 
 }  // namespace tg

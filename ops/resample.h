@@ -14,7 +14,9 @@ namespace tg {
 // F.pad: `pads` holds (before, after) pairs from the last dimension backwards, as PyTorch
 // ({left, right, top, bottom} pads W then H). constant pads with `value` (negative amounts crop);
 // reflect mirrors without repeating the edge (each amount < that size); replicate repeats it.
-// reflect and replicate pad the last one or two dimensions of a 3-D or 4-D input, as PyTorch.
+// reflect and replicate pad the last dimension of a 2-D or 3-D input (2 amounts) or the last two
+// of a 3-D or 4-D input (4 amounts), every dimension but a batch non-empty, and take no value, as
+// PyTorch; their amounts may be negative (cropping) while the output stays non-empty.
 enum class PadMode { constant, reflect, replicate };
 Tensor pad(const Tensor& input, const std::vector<std::int64_t>& pads,
            PadMode mode = PadMode::constant, double value = 0.0,
