@@ -279,7 +279,7 @@ Tensor Linear::forward(const Tensor& input) {
 
 std::string Linear::describe() const {
   return fmt::format("Linear(in_features={}, out_features={}, bias={})", in_features_,
-                     out_features_, bias.defined());
+                     out_features_, bias.defined() ? "True" : "False");
 }
 
 Embedding::Embedding(std::int64_t num_embeddings, std::int64_t dim, Generator& generator,
@@ -320,7 +320,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
 
 std::string LayerNorm::describe() const {
   return fmt::format("LayerNorm(({},), eps={:g}, elementwise_affine={})", features_, eps_,
-                     weight.defined());
+                     weight.defined() ? "True" : "False");
 }
 
 Dropout::Dropout(double p, std::uint64_t seed) : p_(p), generator_(seed) {

@@ -30,7 +30,7 @@ Recurrent::Recurrent(const char* name, std::int64_t gates, std::int64_t input_si
 }
 
 std::string Recurrent::describe() const {
-  return fmt::format("{}({}, {}, batch_first=true)", name_, input_size_, hidden_size_);
+  return fmt::format("{}({}, {}, batch_first=True)", name_, input_size_, hidden_size_);
 }
 
 Tensor Recurrent::gate(const Tensor& gates, std::int64_t i) const {

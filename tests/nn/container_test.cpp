@@ -58,7 +58,7 @@ TEST(ModuleHolder, CallsForwardAndSharesTheModule) {
   const ModuleHolder<Linear> copy = fc;
   EXPECT_EQ(copy->weight.impl(), fc->weight.impl());
   EXPECT_EQ(copy.ptr(), fc.ptr());
-  EXPECT_EQ((*fc).describe(), "Linear(in_features=3, out_features=2, bias=true)");
+  EXPECT_EQ((*fc).describe(), "Linear(in_features=3, out_features=2, bias=True)");
 
   ModuleHolder<Linear> empty(nullptr);
   EXPECT_TRUE(empty.is_empty());
@@ -94,8 +94,8 @@ TEST(ModuleHolder, TgModuleNamesTheHolderOfAnImpl) {
   printed << *net;
   EXPECT_EQ(printed.str(),
             "NetImpl(\n"
-            "  (fc1): Linear(in_features=4, out_features=8, bias=true)\n"
-            "  (fc2): Linear(in_features=8, out_features=2, bias=true)\n"
+            "  (fc1): Linear(in_features=4, out_features=8, bias=True)\n"
+            "  (fc2): Linear(in_features=8, out_features=2, bias=True)\n"
             ")");
   SGD sgd(net->parameters(), {.lr = 0.1});
   EXPECT_EQ(sgd.parameters().size(), 4u);
@@ -220,9 +220,9 @@ TEST(ModuleList, RegistersItsModulesAndIndexesThem) {
   printed << list;
   EXPECT_EQ(printed.str(),
             "ModuleList(\n"
-            "  (0): Linear(in_features=2, out_features=3, bias=true)\n"
+            "  (0): Linear(in_features=2, out_features=3, bias=True)\n"
             "  (1): ReLU()\n"
-            "  (2): Linear(in_features=3, out_features=1, bias=true)\n"
+            "  (2): Linear(in_features=3, out_features=1, bias=True)\n"
             ")");
 }
 

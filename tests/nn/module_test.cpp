@@ -31,11 +31,11 @@ TEST(Modules, OutputShapesAndParameterNames) {
   printed << *mlp;
   EXPECT_EQ(printed.str(),
             "Sequential(\n"
-            "  (0): Linear(in_features=4, out_features=8, bias=true)\n"
+            "  (0): Linear(in_features=4, out_features=8, bias=True)\n"
             "  (1): Tanh()\n"
-            "  (2): Linear(in_features=8, out_features=8, bias=true)\n"
+            "  (2): Linear(in_features=8, out_features=8, bias=True)\n"
             "  (3): Tanh()\n"
-            "  (4): Linear(in_features=8, out_features=2, bias=true)\n"
+            "  (4): Linear(in_features=8, out_features=2, bias=True)\n"
             ")");
   EXPECT_THROW(norm(ones({2, 5})), Error);
   EXPECT_THROW(MLP({4}), Error);

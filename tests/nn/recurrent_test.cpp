@@ -106,7 +106,7 @@ TEST(Recurrent, ParameterNamesShapesAndInitialisationMatchPyTorch) {
   EXPECT_EQ(RNN(3, 5, gen).weight_ih.shape(), Shape({5, 3}));
   std::ostringstream text;
   text << lstm;
-  EXPECT_EQ(text.str(), "LSTM(3, 5, batch_first=true)");
+  EXPECT_EQ(text.str(), "LSTM(3, 5, batch_first=True)");
 }
 
 class EachKind : public ::testing::TestWithParam<Kind> {};
