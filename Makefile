@@ -15,11 +15,12 @@ configure: deps
 
 demo: configure
 	cmake --build $(BUILD) -j $(JOBS) --target softmax_jacobian custom_op backprop_walkthrough \
-	  train_digits sequence_prediction
+	  train_digits train_digits_cnn sequence_prediction
 	./$(BUILD)/examples/softmax_jacobian
 	./$(BUILD)/examples/custom_op
 	./$(BUILD)/examples/backprop_walkthrough $(BUILD)/backprop_walkthrough_out
 	./$(BUILD)/examples/train_digits --out-dir $(BUILD)/train_digits_out
+	./$(BUILD)/examples/train_digits_cnn --out-dir $(BUILD)/train_digits_cnn_out
 	./$(BUILD)/examples/sequence_prediction
 
 test: configure

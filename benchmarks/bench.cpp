@@ -4,92 +4,18 @@
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
-#include <atomic>
 #include <cmath>
-#include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "benchmarks/busy.h"
+#include "benchmarks/common.h"
 #include "benchmarks/workloads.h"
 #include "tapegrad.h"
-
-// Every heap allocation of the process is counted, to report allocations per training step:
-// glibc lets a program replace malloc and friends, and operator new and Eigen both end there.
-extern "C" {
-void* __libc_malloc(std::size_t size);
-void* __libc_calloc(std::size_t count, std::size_t size);
-void* __libc_realloc(void* p, std::size_t size);
-void* __libc_memalign(std::size_t alignment, std::size_t size);
-}
-
-namespace {
-std::atomic<std::uint64_t> allocations{0};
-}  // namespace
-
-extern "C" {
-void* malloc(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_malloc(size);
-}
-void* calloc(std::size_t count, std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_calloc(count, size);
-}
-void* realloc(void* p, std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_realloc(p, size);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_memalign(alignment, size);
-}
-void* memalign(std::size_t alignment, std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  return __libc_memalign(alignment, size);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  *out = __libc_memalign(alignment, size);
-  return *out ? 0 : 12;  // ENOMEM
-}
-}
 
 namespace {
 
 using namespace tg::bench;
-using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
-
-double peak_rss_mib() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return 0;
-}
-
-Matrix random_matrix(std::int64_t rows, std::int64_t cols, tg::Generator& gen, float scale = 1) {
-  Matrix m(rows, cols);
-  for (std::int64_t i = 0; i < m.size(); ++i) m.data()[i] = float(gen.normal()) * scale;
-  return m;
-}
-
-// The library's default thread count, read before any benchmark changes it.
-int default_threads = 1;
-
-// Benchmarks with a thread argument: 0 stands for the default.
-void use_threads(const benchmark::State& state) {
-  tg::set_num_threads(state.range(0) == 0 ? default_threads : int(state.range(0)));
-}
-
-tg::Tensor as_tensor(const Matrix& m) {
-  tg::Tensor t = tg::empty({m.rows(), m.cols()}, tg::f32);
-  std::copy(m.data(), m.data() + m.size(), t.data<float>());
-  return t;
-}
-
 // ---- W1 softmax ----
 
 void W1_softmax_handwritten(benchmark::State& state) {
@@ -162,7 +88,7 @@ void W2_mlp_step_handwritten(benchmark::State& state) {
       dh1(kBatch, kHidden);
   Matrix dw1(kHidden, kInputs), dw2(kHidden, kHidden), dw3(kClasses, kHidden);
   RowVector db1(kHidden), db2(kHidden), db3(kClasses);
-  const std::uint64_t before = allocations.load();
+  const std::uint64_t before = heap_allocations();
   for (auto _ : state) {
     z1.noalias() = d.x * d.w1.transpose();
     z1.rowwise() += d.b1;
@@ -203,7 +129,7 @@ void W2_mlp_step_handwritten(benchmark::State& state) {
     benchmark::DoNotOptimize(loss);
   }
   state.counters["allocs_per_step"] =
-      double(allocations.load() - before) / double(state.iterations());
+      double(heap_allocations() - before) / double(state.iterations());
 }
 BENCHMARK(W2_mlp_step_handwritten)->Unit(benchmark::kMicrosecond);
 
@@ -226,12 +152,7 @@ void W2_mlp_step_tapegrad(benchmark::State& state) {
     sgd.step();
     benchmark::DoNotOptimize(loss.raw_data());
   };
-  for (int warm = 0; warm < 10; ++warm) step();
-  const std::uint64_t before = allocations.load();
-  for (auto _ : state) step();
-  state.counters["allocs_per_step"] =
-      double(allocations.load() - before) / double(state.iterations());
-  state.counters["peak_rss_MiB"] = peak_rss_mib();
+  time_steps(state, step);
 }
 BENCHMARK(W2_mlp_step_tapegrad)
     ->ArgName("threads")

@@ -78,6 +78,57 @@ void W4_gemm_libtorch(benchmark::State& state) {
 }
 BENCHMARK(W4_gemm_libtorch)->Unit(benchmark::kMillisecond);
 
+void W6_cnn_step_libtorch(benchmark::State& state) {
+  torch::set_num_threads(int(state.range(0)));
+  torch::manual_seed(6);
+  namespace nn = torch::nn;
+  nn::Sequential model(nn::Conv2d(nn::Conv2dOptions(1, kCnnChannels1, 3).padding(1)),
+                       nn::BatchNorm2d(kCnnChannels1), nn::ReLU(),
+                       nn::Conv2d(nn::Conv2dOptions(kCnnChannels1, kCnnChannels2, 3).padding(1)),
+                       nn::BatchNorm2d(kCnnChannels2), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                       nn::Linear(kCnnChannels2 * (kCnnSide / 2) * (kCnnSide / 2), 10));
+  const torch::Tensor x = torch::randn({kCnnBatch, 1, kCnnSide, kCnnSide});
+  const torch::Tensor labels = torch::randint(10, {kCnnBatch}, torch::kLong);
+  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(kCnnLearningRate));
+  for (auto _ : state) {
+    adam.zero_grad();
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), labels);
+    loss.backward();
+    adam.step();
+    benchmark::DoNotOptimize(loss.data_ptr());
+  }
+}
+BENCHMARK(W6_cnn_step_libtorch)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+void Conv2d_large_libtorch(benchmark::State& state) {
+  torch::set_num_threads(int(state.range(0)));
+  torch::manual_seed(7);
+  torch::Tensor x =
+      torch::randn({kConvBatch, kConvChannels, kConvSide, kConvSide}).requires_grad_(true);
+  torch::Tensor w =
+      (torch::randn({kConvChannels, kConvChannels, 3, 3}) * 0.04).requires_grad_(true);
+  const torch::Tensor g = torch::randn({kConvBatch, kConvChannels, kConvSide, kConvSide});
+  for (auto _ : state) {
+    x.mutable_grad() = torch::Tensor();
+    w.mutable_grad() = torch::Tensor();
+    (torch::conv2d(x, w, {}, 1, 1) * g).sum().backward();
+    benchmark::DoNotOptimize(x.grad().data_ptr());
+  }
+  state.counters["GFLOPs"] =
+      benchmark::Counter(kConvFlops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(Conv2d_large_libtorch)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -62,7 +62,8 @@ def medians(binary):
 
 
 THREADED = [("W1 softmax fwd+bwd", "W1_softmax_tapegrad"), ("W2 MLP SGD step", "W2_mlp_step_tapegrad"),
-            ("W5 digits MLP epoch", "W5_digits_epoch_tapegrad")]
+            ("W5 digits MLP epoch", "W5_digits_epoch_tapegrad"),
+            ("W6 digits CNN Adam step", "W6_cnn_step_tapegrad")]
 
 
 def threads_table(binary, rounds):
@@ -126,6 +127,15 @@ def main():
         ("W4 512² GEMM fwd+bwd", "W4_gemm_tapegrad", "W4_gemm_handwritten", "W4_gemm_libtorch",
          "≥ 0.95× hand throughput"),
         ("W5 digits MLP epoch", "W5_digits_epoch_tapegrad/threads:1/real_time", None, None, "—"),
+        ("W6 digits CNN Adam step, batch 64, 1 thread", "W6_cnn_step_tapegrad/threads:1/real_time",
+         "W6_cnn_step_handwritten", "W6_cnn_step_libtorch/threads:1/real_time",
+         "≤ 1.3× hand, ≤ 0.5× libtorch"),
+        ("W6, default threads", "W6_cnn_step_tapegrad/threads:0/real_time",
+         "W6_cnn_step_handwritten", "W6_cnn_step_libtorch/threads:2/real_time", "—"),
+        ("conv2d [32,64,32,32] 3×3 fwd+bwd, 1 thread", "Conv2d_large_tapegrad/threads:1/real_time",
+         "Conv2d_large_handwritten", "Conv2d_large_libtorch/threads:1/real_time", "—"),
+        ("conv2d, default threads", "Conv2d_large_tapegrad/threads:0/real_time",
+         "Conv2d_large_handwritten", "Conv2d_large_libtorch/threads:2/real_time", "—"),
     ]
     print("| workload | tapegrad | tapegrad / hand-written Eigen | tapegrad / libtorch | target |")
     print("| --- | --- | --- | --- | --- |")
@@ -134,7 +144,7 @@ def main():
         shown = f"{t:,.1f} µs" if t < 1e4 else f"{t / 1e3:,.2f} ms"
         if ours.startswith("W3"):
             shown += f" ({t / 1000:.3f} µs/op)"
-        if ours.startswith("W4"):
+        if ours.startswith(("W4", "Conv2d")):
             shown += f" ({tapegrad[ours]['GFLOPs']:.0f} GFLOP/s)"
         vs_hand = f"{t / tapegrad[hand]['time_us']:.2f}×" if hand else "—"
         vs_torch = f"{t / torch[lib]['time_us']:.3f}×" if lib and lib in torch else "—"
@@ -143,6 +153,10 @@ def main():
     w2 = tapegrad["W2_mlp_step_tapegrad/threads:1/real_time"]
     print(f"W2: {w2['allocs_per_step']:.0f} heap allocations per step after warm-up; peak resident "
           f"memory of a process running W2 alone: {w2['peak_rss_MiB']:.1f} MiB")
+    w6 = tapegrad["W6_cnn_step_tapegrad/threads:1/real_time"]
+    print(f"W6: {w6['allocs_per_step']:.0f} heap allocations per step after warm-up "
+          f"(hand-written: {tapegrad['W6_cnn_step_handwritten']['allocs_per_step']:.0f}); peak "
+          f"resident memory {w6['peak_rss_MiB']:.1f} MiB")
     print()
     threads_table(binary, args.rounds)
 
