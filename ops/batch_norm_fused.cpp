@@ -41,29 +41,38 @@ struct LastStatistics {
 };
 thread_local LastStatistics last_statistics;
 
-// Sums over n contiguous values, in double: eight independent accumulators, which the compiler
-// vectorises (float32 widened to double) without reassociating anything itself.
-template <class T, class F>
-double accumulate(const T* p, std::int64_t n, F term) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += term(double(p[i + j]));
-  }
-  for (; i < n; ++i) acc[0] += term(double(p[i]));
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
+// Sums in double over a channel's rows: 16 independent accumulators kept across the rows, which
+// the compiler vectorises (float32 widened to double) into several independent chains without
+// reassociating anything itself; their total is taken once per channel. The order is fixed by the
+// shape alone, so results do not depend on the thread count.
+struct Accumulator {
+  static constexpr int kLanes = 16;
+  double lanes[kLanes] = {};
 
-template <class T, class F>
-double accumulate2(const T* p, const T* q, std::int64_t n, F term) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += term(double(p[i + j]), double(q[i + j]));
+  template <class T, class F>
+  void add(const T* p, std::int64_t n, F term) {
+    std::int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int j = 0; j < kLanes; ++j) lanes[j] += term(double(p[i + j]));
+    }
+    for (int j = 0; i < n; ++i, ++j) lanes[j] += term(double(p[i]));
   }
-  for (; i < n; ++i) acc[0] += term(double(p[i]), double(q[i]));
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
+  template <class T, class F>
+  void add(const T* p, const T* q, std::int64_t n, F term) {
+    std::int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int j = 0; j < kLanes; ++j) lanes[j] += term(double(p[i + j]), double(q[i + j]));
+    }
+    for (int j = 0; i < n; ++i, ++j) lanes[j] += term(double(p[i]), double(q[i]));
+  }
+  double total() const {
+    double half[kLanes / 2];
+    for (int j = 0; j < kLanes / 2; ++j) half[j] = lanes[j] + lanes[j + kLanes / 2];
+    double quarter[kLanes / 4];
+    for (int j = 0; j < kLanes / 4; ++j) quarter[j] = half[j] + half[j + kLanes / 4];
+    return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
+  }
+};
 
 // [C] as [1, C, 1].
 Tensor channel_column(const Tensor& t) {
@@ -95,18 +104,19 @@ Tensor batch_norm_forward(ForwardContext& ctx, const BatchNormAttrs& a) {
         pr[c] = T(NAN);
         return;
       }
-      double total = 0;
+      Accumulator total;
       for (std::int64_t s = 0; s < n; ++s) {
-        total += accumulate(px + (s * channels + c) * length, length, [](double v) { return v; });
+        total.add(px + (s * channels + c) * length, length, [](double v) { return v; });
       }
-      const double mu = total / double(m);
-      double sq = 0;
+      const double mu = total.total() / double(m);
+      Accumulator centred;
       for (std::int64_t s = 0; s < n; ++s) {
-        sq += accumulate(px + (s * channels + c) * length, length, [mu](double v) {
+        centred.add(px + (s * channels + c) * length, length, [mu](double v) {
           const double d = v - mu;
           return d * d;
         });
       }
+      const double sq = centred.total();
       const double rstd = 1.0 / std::sqrt(sq / double(m) + a.eps);
       pm[c] = T(mu);
       ps[c] = T(sq);
@@ -159,13 +169,14 @@ void fused_backward(BackwardContext& ctx, const BatchNormAttrs& a) {
       }
       const double mu = double(pm[c]);
       const double rstd = double(pr[c]);
-      double sum_g = 0, sum_gd = 0;
+      Accumulator g_total, gd_total;
       for (std::int64_t s = 0; s < n; ++s) {
         const std::int64_t offset = (s * channels + c) * length;
-        sum_g += accumulate(pg + offset, length, [](double v) { return v; });
-        sum_gd += accumulate2(pg + offset, px + offset, length,
-                              [mu](double gv, double xv) { return gv * (xv - mu); });
+        g_total.add(pg + offset, length, [](double v) { return v; });
+        gd_total.add(pg + offset, px + offset, length,
+                     [mu](double gv, double xv) { return gv * (xv - mu); });
       }
+      const double sum_g = g_total.total(), sum_gd = gd_total.total();
       const double sum_gxhat = sum_gd * rstd;
       if (pdw) pdw[c] = T(sum_gxhat);
       if (pdb) pdb[c] = T(sum_g);
