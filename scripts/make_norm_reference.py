@@ -197,12 +197,12 @@ def build():
 
     # ---- dropout2d ----
     for op, p, training, shape in (
-            ("dropout2d(p=0.5, training)", 0.5, True, [2, 3, 2, 2]),
-            ("dropout2d(p=0.5, training)", 0.5, True, [4, 3, 2]),
-            ("dropout2d(p=0.5, training)", 0.2, True, [3, 5, 1, 2]),
+            ("dropout2d", 0.5, True, [2, 3, 2, 2]),
+            ("dropout2d", 0.5, True, [4, 3, 2]),
+            ("dropout2d", 0.2, True, [3, 5, 1, 2]),
             ("dropout2d(p=1, training)", 1.0, True, [2, 2, 3]),
-            ("dropout2d(eval)", 0.5, False, [2, 2, 3]),
-            ("dropout2d(eval)", 0.0, True, [2, 2, 3])):
+            ("dropout2d", 0.5, False, [2, 2, 3]),
+            ("dropout2d", 0.0, True, [2, 2, 3])):
         add(op, f"{shape}, p {p}, training {str(training).lower()}",
             {"fn": "dropout2d", "p": p, "training": training, "seed": 7}, shape, False)
     add("dropout2d(p=1, training)", "inf and nan give nan",
