@@ -276,6 +276,7 @@ void check_windows_nonempty(const Tensor& x, const PoolGeometry& g,
 struct MapAttrs {
   int kind;  // a PlaneMapOp
   bool transposed;
+  double empty_value;  // the output of a row of A with no entries (pad's value); 0 when transposed
   std::int64_t in_plane;
   std::int64_t out_plane;
 };
@@ -306,9 +307,13 @@ Tensor map_forward(ForwardContext& ctx, const MapAttrs& a) {
                                for (std::int64_t k = offsets[o]; k < offsets[o + 1]; ++k) {
                                  yp[sources[k]] += T(weights[k] * double(g));
                                }
+                             } else if (offsets[o] == offsets[o + 1]) {
+                               yp[o] = T(a.empty_value);
                              } else {
-                               double acc = 0.0;
-                               for (std::int64_t k = offsets[o]; k < offsets[o + 1]; ++k) {
+                               // From the first term, not 0: a copied −0 stays −0.
+                               std::int64_t k = offsets[o];
+                               double acc = weights[k] * double(xp[sources[k]]);
+                               for (++k; k < offsets[o + 1]; ++k) {
                                  acc += weights[k] * double(xp[sources[k]]);
                                }
                                yp[o] = T(acc);
@@ -337,6 +342,7 @@ const Op<MapAttrs> kMapOps[4][2] = {
 void map_backward(BackwardContext& ctx, const MapAttrs& a) {
   MapAttrs t = a;
   t.transposed = !a.transposed;
+  t.empty_value = 0.0;  // the derivative of the affine map is its linear part
   const Op<MapAttrs>& op = kMapOps[a.kind][t.transposed ? 1 : 0];
   ctx.set_grad(0,
                op(t, ctx.location(), ctx.grad_output(), ctx.input(1), ctx.input(2), ctx.input(3)));
@@ -370,17 +376,25 @@ detail::PlaneMap pooling_map(const AxisWindows& wh, const AxisWindows& ww, std::
 
 namespace detail {
 
-Tensor apply_plane_map(PlaneMapOp op, const Tensor& x, std::int64_t planes, std::int64_t in_plane,
-                       const PlaneMap& map, const Shape& out_shape,
-                       const SourceLocation& location) {
+// pad's map: an output with no entries is empty_value (the map is then affine; its rule is
+// still Aᵀ g). Declared in ops/resample.cpp, its one caller.
+Tensor apply_plane_map_filled(PlaneMapOp op, const Tensor& x, std::int64_t planes,
+                              std::int64_t in_plane, const PlaneMap& map, const Shape& out_shape,
+                              const SourceLocation& location, double empty_value) {
   const std::int64_t out_plane = std::int64_t(map.offsets.size()) - 1;
   const Tensor offsets = int64_tensor(map.offsets, Shape{out_plane + 1});
   const Tensor sources = int64_tensor(map.sources, Shape{std::int64_t(map.sources.size())});
   const Tensor weights = from_vector(map.weights, Shape{std::int64_t(map.weights.size())}, f64);
-  const MapAttrs attrs{int(op), false, in_plane, out_plane};
+  const MapAttrs attrs{int(op), false, empty_value, in_plane, out_plane};
   const Tensor y = kMapOps[int(op)][0](attrs, location, reshape(x, Shape{planes, in_plane}),
                                        offsets, sources, weights);
   return reshape(y, out_shape);
+}
+
+Tensor apply_plane_map(PlaneMapOp op, const Tensor& x, std::int64_t planes, std::int64_t in_plane,
+                       const PlaneMap& map, const Shape& out_shape,
+                       const SourceLocation& location) {
+  return apply_plane_map_filled(op, x, planes, in_plane, map, out_shape, location, 0.0);
 }
 
 Shape checked_shape(const std::vector<std::int64_t>& dims, const char* op,

@@ -4,10 +4,11 @@
 //                reflect / replicate: y[j] = x[reflect(j − before)] / x[clamp(j − before)]
 //   interpolate  nearest: y[o] = x[src(o)]; bilinear: y = Σ of the 4 neighbours · λ_h λ_w
 //
-// All are linear in x: each is a detail::PlaneMap (ops/pool.cpp) applied to every plane, whose
-// rule is the transposed map (dx = Aᵀ g): for pad the crop of g with the reflected or replicated
-// borders added back, for interpolate g spread back to the source pixels with their weights.
-// The coordinate maps are PyTorch's CPU kernels', in their precision (float for float32):
+// All are linear in x (constant pad with a value: affine): each is a detail::PlaneMap
+// (ops/pool.cpp) applied to every plane, whose rule is the transposed map (dx = Aᵀ g): for pad the
+// crop of g with the reflected or replicated borders added back, for interpolate g spread back to
+// the source pixels with their weights. The coordinate maps are PyTorch's CPU kernels', in their
+// precision (float for float32):
 //   nearest   src = min(⌊o·scale⌋, in − 1), scale = in/out, or 1/scale_factor when a factor is
 //             given (out = in copies, out = 2·in halves, as PyTorch's shortcuts)
 //   bilinear  src = max(scale·(o + ½) − ½, 0), or scale·o with align_corners and scale
@@ -26,6 +27,12 @@
 #include "ops/registrations.h"
 
 namespace tg {
+namespace detail {
+// ops/pool.cpp: apply_plane_map with `empty_value` where a row of the map has no entries.
+Tensor apply_plane_map_filled(PlaneMapOp op, const Tensor& x, std::int64_t planes,
+                              std::int64_t in_plane, const PlaneMap& map, const Shape& out_shape,
+                              const SourceLocation& location, double empty_value);
+}  // namespace detail
 namespace {
 
 std::string pads_text(const std::vector<std::int64_t>& pads) {
@@ -139,9 +146,6 @@ Tensor pad(const Tensor& input, const std::vector<std::int64_t>& pads, PadMode m
   detail::PlaneMap map;
   map.offsets.reserve(std::size_t(out_plane) + 1);
   map.offsets.push_back(0);
-  std::vector<double> fill;  // the constant's positions
-  const bool filled = mode == PadMode::constant && value != 0.0;
-  if (filled) fill.assign(std::size_t(out_plane), 0.0);
   std::vector<std::int64_t> at(std::size_t(rank), 0);  // odometer over the last k dims
   for (std::int64_t o = 0; o < out_plane; ++o) {
     std::int64_t source = 0;
@@ -162,8 +166,6 @@ Tensor pad(const Tensor& input, const std::vector<std::int64_t>& pads, PadMode m
     if (inside) {
       map.sources.push_back(source);
       map.weights.push_back(1.0);
-    } else if (filled) {
-      fill[std::size_t(o)] = value;
     }
     map.offsets.push_back(std::int64_t(map.sources.size()));
     for (int d = rank - 1; d >= rank - k; --d) {
@@ -171,14 +173,10 @@ Tensor pad(const Tensor& input, const std::vector<std::int64_t>& pads, PadMode m
       at[std::size_t(d)] = 0;
     }
   }
-  return detail::composite(op, location, [&] {
-    const Tensor y = detail::apply_plane_map(detail::PlaneMapOp::pad, input, planes, in_plane, map,
-                                             out_shape, location);
-    if (!filled) return y;
-    std::vector<std::int64_t> block(out_dims.end() - k, out_dims.end());
-    return add(y, from_vector(fill, detail::checked_shape(block, op, location), input.dtype()),
-               location);
-  });
+  // Positions outside the input have no entry: the op writes the value there.
+  return detail::apply_plane_map_filled(detail::PlaneMapOp::pad, input, planes, in_plane, map,
+                                        out_shape, location,
+                                        mode == PadMode::constant ? value : 0.0);
 }
 
 namespace {
