@@ -121,13 +121,15 @@ Tensor batch_norm_forward(ForwardContext& ctx, const BatchNormAttrs& a) {
       pm[c] = T(mu);
       ps[c] = T(sq);
       pr[c] = T(rstd);
-      const T mu_t = T(mu);
-      const T scale = pw ? T(rstd * double(pw[c])) : T(rstd);
+      // ((x − μ)·σ⁻¹)·w + b, the composition's order: no product of σ⁻¹ and w that could
+      // underflow where x̂ itself is of order 1.
+      const T mu_t = T(mu), rstd_t = T(rstd);
+      const T scale = pw ? pw[c] : T(1);
       const T shift = pb ? pb[c] : T(0);
       for (std::int64_t s = 0; s < n; ++s) {
         const std::int64_t offset = (s * channels + c) * length;
         const Eigen::Map<const Vector<T>> xs(px + offset, length);
-        Eigen::Map<Vector<T>>(py + offset, length) = (xs - mu_t) * scale + shift;
+        Eigen::Map<Vector<T>>(py + offset, length) = ((xs - mu_t) * rstd_t) * scale + shift;
       }
     });
     ctx.save(mean);
@@ -181,16 +183,18 @@ void fused_backward(BackwardContext& ctx, const BatchNormAttrs& a) {
       if (pdw) pdw[c] = T(sum_gxhat);
       if (pdb) pdb[c] = T(sum_g);
       if (!pdx) return;
-      // dx = k·(g − Σg/M − x̂·Σ(g·x̂)/M) = k·g − k·σ⁻¹·Σ(g·x̂)/M·(x − μ) − k·Σg/M, k = w·σ⁻¹.
+      // dx = k·(g − Σg/M − x̂·Σ(g·x̂)/M) = k·g − (k·Σ(g·x̂)/M)·x̂ − k·Σg/M, k = w·σ⁻¹, with x̂ =
+      // (x − μ)·σ⁻¹ formed first (of order 1 even where σ⁻¹ is tiny or huge).
       const double k = pw ? double(pw[c]) * rstd : rstd;
       const T gain = T(k);
-      const T slope = T(k * rstd * sum_gxhat / double(m));
+      const T slope = T(k * sum_gxhat / double(m));
       const T offset_term = T(k * sum_g / double(m));
-      const T mu_t = pm[c];
+      const T mu_t = pm[c], rstd_t = pr[c];
       for (std::int64_t s = 0; s < n; ++s) {
         const std::int64_t offset = (s * channels + c) * length;
         const Eigen::Map<const Vector<T>> gs(pg + offset, length), xs(px + offset, length);
-        Eigen::Map<Vector<T>>(pdx + offset, length) = gs * gain - (xs - mu_t) * slope - offset_term;
+        Eigen::Map<Vector<T>>(pdx + offset, length) =
+            gs * gain - ((xs - mu_t) * rstd_t) * slope - offset_term;
       }
     });
     if (want_x) ctx.set_grad(0, dx);

@@ -258,6 +258,28 @@ TEST(BatchNormFusedOp, Float32StatisticsAccumulateInDouble) {
   expect_close(f.y, d.y, 1e4 * 2, "y");
 }
 
+// float32 values ±1e20 about their mean: Σ(x − μ)² = 4e40 is beyond float32 (squares is +inf, as
+// the composition's), but the double statistics keep y and the gradients right (the composition's
+// rsqrt(inf) = 0 gives y = 0); against the float64 composition.
+TEST(BatchNormFusedOp, Float32BeyondTheRangeOfTheSquares) {
+  const std::vector<double> values{1e20, -1e20, 3e20, -3e20, 2e20, 0.0, -2e20, 5e19};
+  const Tensor x = from_vector(values, {2, 1, 4}, f32).requires_grad(true);
+  const Tensor w = from_vector({1.5}, {1}, f32).requires_grad(true);
+  const Tensor g = from_vector({0.5, -1, 2, 0.25, -0.75, 1, 0.125, -2}, {2, 1, 4}, f32);
+  const detail::BatchNormTraining out = batch_norm_training(x, w, {}, 1e-5, {});
+  EXPECT_EQ(out.squares.to_vector()[0], INFINITY);
+  const std::vector<Tensor> grads = grad(sum(out.y * g), {x, w});
+
+  const Tensor rx = x.detach().to(f64).requires_grad(true);
+  const Tensor rw = w.detach().to(f64).requires_grad(true);
+  const Tensor ry = composed(rx, rw, {}, 1e-5);
+  const std::vector<Tensor> reference = grad(sum(ry * g.to(f64)), {rx, rw});
+  expect_close(out.y, ry.detach(), 4, "y");
+  expect_close(grads[0], reference[0], 16, "dx");
+  expect_close(grads[1], reference[1], 8, "dw");
+  EXPECT_GT(max_abs(grads[0]), 1e-22);  // of order w·σ⁻¹·|g| ≈ 1e-20, not flushed to 0
+}
+
 TEST(BatchNormFusedOp, ResultsDoNotDependOnTheThreadCount) {
   Generator gen(19);
   const Tensor x = randn({64, 32, 64}, gen, f32).requires_grad(true);
