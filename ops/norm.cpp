@@ -11,12 +11,15 @@
 //   dropout2d      y = x ⊙ k, k per (sample, channel): 0 with probability p, else 1/(1 − p)
 //
 // Statistics are two-pass (the mean, then the mean of the squared deviations) and eps is inside
-// the square root, as PyTorch. The backward rules are those of the composed ops.
+// the square root, as PyTorch. The backward rules are those of the composed ops, except
+// training-mode batch_norm: one recorded op with fused kernels (ops/batch_norm_fused.h, its rule
+// the same composition), whose per-channel statistics also update the running ones.
 #include <cmath>
 #include <utility>
 #include <vector>
 
 #include "autograd/op.h"
+#include "ops/batch_norm_fused.h"
 #include "ops/everyday.h"
 #include "ops/norm.h"
 #include "ops/registrations.h"
@@ -146,18 +149,22 @@ void update_running(Tensor running_mean, Tensor running_var, const Moments& mome
 
 Tensor batch_norm_body(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                        const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                       double eps) {
+                       double eps, const SourceLocation& location) {
   const Shape& shape = input.shape();
   const Tensor x3 = reshape(input, Shape{shape[0], shape[1], positions(shape)});
   Tensor y3;
   if (input.numel() == 0) {
     y3 = x3;  // nothing to normalise: no statistics over empty axes (nor 2^40 of them)
   } else if (training) {
-    const Moments moments = channel_moments(x3);
-    const std::int64_t n = shape[0] * positions(shape);
-    y3 = normalise_with(x3, moments.mean, moments.squares / double(n), eps);
-    NoGradGuard no_grad;
-    update_running(running_mean, running_var, moments, n, momentum, 1);
+    // One recorded op with fused kernels (ops/batch_norm_fused.h), its rule the composition's.
+    const detail::BatchNormTraining fused =
+        detail::batch_norm_training(x3, weight, bias, eps, location);
+    {
+      NoGradGuard no_grad;  // scoped: the reshape below is recorded
+      update_running(running_mean, running_var, {fused.mean, fused.squares},
+                     shape[0] * positions(shape), momentum, 1);
+    }
+    return reshape(fused.y, shape);
   } else {
     y3 = normalise_with(x3, running_mean.detach(), running_var.detach(), eps);
   }
@@ -288,7 +295,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   }
   if (!(eps >= 0)) detail::fail_at(op, location, "expected eps >= 0, got {}", eps);
   return detail::composite(op, location, [&] {
-    return batch_norm_body(input, running_mean, running_var, weight, bias, training, momentum, eps);
+    return batch_norm_body(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                           location);
   });
 }
 
