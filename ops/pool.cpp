@@ -217,11 +217,11 @@ Tensor max_pool_forward(ForwardContext& ctx, const MaxPoolAttrs& a) {
           T best_value = -std::numeric_limits<T>::infinity();
           for (std::int64_t h = h0; h < h1; h += wh.step) {
             for (std::int64_t w = w0; w < w1; w += ww.step) {
+              // Branch-free (a random input mispredicts every other comparison).
               const T v = plane[h * width + w];
-              if (v > best_value || std::isnan(v)) {
-                best_value = v;
-                best = h * width + w;
-              }
+              const bool take = (v > best_value) | (v != v);  // v != v: NaN
+              best_value = take ? v : best_value;
+              best = take ? h * width + w : best;
             }
           }
           yp[i * ow + j] = best_value;
