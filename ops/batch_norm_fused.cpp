@@ -9,8 +9,13 @@
 // sums accumulate in double, float32 too (as PyTorch's CPU kernel; the composition of tg::mean and
 // tg::sum accumulates float32 in float32). Under create_graph the rule is the same formula written
 // with tapegrad's differentiable ops, the statistics recomputed from x, so gradients of gradients
-// flow through the batch statistics. The inputs are x, then weight and bias when defined (so every
-// input the op has receives a gradient).
+// flow through the batch statistics (its float32 statistics are tg::sum's, float32 sums: its
+// first-order values are held to the fused ones within float32 roundings). The inputs are x, then
+// weight and bias when defined (so every input the op has receives a gradient).
+//
+// Measured (float32, forward + backward through tg::grad, one thread, shared 2-core machine):
+// [64, 16, 64] 89 µs, [64, 32, 64] 186 µs; a hand-written Eigen forward + backward (float sums)
+// 96 and 184 µs; the composition (transpose, mean, sub, mul, rsqrt, mul, add) 729 and 1506 µs.
 #include "ops/batch_norm_fused.h"
 
 #include <cmath>
