@@ -313,6 +313,12 @@ Tensor group_norm(const Tensor& input, std::int64_t num_groups, const Tensor& we
                     "input of shape {} and num_groups={}",
                     shape.str(), num_groups);
   }
+  // PyTorch's _verify_batch_size on [N·C/G, G, …]: a group of one value per sample is refused.
+  if (shape[0] * (shape[1] / num_groups) * positions(shape) == 1) {
+    detail::fail_at(op, location,
+                    "Expected more than 1 value per channel when training, got input size {}",
+                    shape.str());
+  }
   if (!(eps >= 0)) detail::fail_at(op, location, "expected eps >= 0, got {}", eps);
   return detail::composite(op, location, [&] {
     if (input.numel() == 0) {  // nothing to normalise: no statistics over empty groups

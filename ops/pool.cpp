@@ -397,9 +397,18 @@ Tensor apply_plane_map(PlaneMapOp op, const Tensor& x, std::int64_t planes, std:
   return apply_plane_map_filled(op, x, planes, in_plane, map, out_shape, location, 0.0);
 }
 
-Shape checked_shape(const std::vector<std::int64_t>& dims, const char* op,
+Shape checked_shape(const std::vector<std::int64_t>& dims, DType dtype, const char* op,
                     const SourceLocation& location) {
-  return composite(op, location, [&] { return Shape(std::span<const std::int64_t>(dims), op); });
+  const Shape shape =
+      composite(op, location, [&] { return Shape(std::span<const std::int64_t>(dims), op); });
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(std::size_t(shape.numel()), dtype_size(dtype), &bytes) ||
+      bytes > kMaxTensorBytes) {
+    fail_at(op, location,
+            "an output of shape {} in {} exceeds the {} bytes (1 TiB) a tensor may hold",
+            shape.str(), dtype_name(dtype), kMaxTensorBytes);
+  }
+  return shape;
 }
 
 }  // namespace detail
@@ -416,7 +425,8 @@ Tensor max_pool2d(const Tensor& input, Size2 kernel_size, const MaxPool2dOptions
   check_geometry(g, true, op, location);
   const std::array<std::int64_t, 2> out = pooled_sizes(input, g, options.ceil_mode, op, location);
   check_windows_nonempty(input, g, out, op, location);
-  detail::checked_shape({input.shape()[0], input.shape()[1], out[0], out[1]}, op, location);
+  detail::checked_shape({input.shape()[0], input.shape()[1], out[0], out[1]}, input.dtype(), op,
+                        location);
   const MaxPoolAttrs attrs{
       {g.k[0], g.k[1]}, {g.s[0], g.s[1]}, {g.p[0], g.p[1]}, {g.d[0], g.d[1]}, false,
       options.ceil_mode};
@@ -466,8 +476,8 @@ Tensor adaptive_max_pool2d(const Tensor& input, Size2 output_size, SourceLocatio
     detail::fail_at(op, location, "output size must be non-negative, got {}x{}", output_size.h,
                     output_size.w);
   }
-  detail::checked_shape({input.shape()[0], input.shape()[1], output_size.h, output_size.w}, op,
-                        location);
+  detail::checked_shape({input.shape()[0], input.shape()[1], output_size.h, output_size.w},
+                        input.dtype(), op, location);
   const MaxPoolAttrs attrs{{output_size.h, output_size.w}, {1, 1}, {0, 0}, {1, 1}, true, false};
   return kAdaptiveMaxPool2d(attrs, location, input);
 }
@@ -486,8 +496,8 @@ Tensor avg_pool2d(const Tensor& input, Size2 kernel_size, const AvgPool2dOptions
     detail::fail_at(op, location, "divisor_override must not be zero");
   }
   const std::array<std::int64_t, 2> out = pooled_sizes(input, g, options.ceil_mode, op, location);
-  const Shape out_shape =
-      detail::checked_shape({input.shape()[0], input.shape()[1], out[0], out[1]}, op, location);
+  const Shape out_shape = detail::checked_shape(
+      {input.shape()[0], input.shape()[1], out[0], out[1]}, input.dtype(), op, location);
   const std::int64_t height = input.shape()[2];
   const std::int64_t width = input.shape()[3];
   // PyTorch's window: [o·s − p, min(o·s − p + k, n + p)) counted with its padding, then clipped.
@@ -522,8 +532,9 @@ Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size, SourceLocatio
     detail::fail_at(op, location, "output size must be non-negative, got {}x{}", output_size.h,
                     output_size.w);
   }
-  const Shape out_shape = detail::checked_shape(
-      {input.shape()[0], input.shape()[1], output_size.h, output_size.w}, op, location);
+  const Shape out_shape =
+      detail::checked_shape({input.shape()[0], input.shape()[1], output_size.h, output_size.w},
+                            input.dtype(), op, location);
   const AxisWindows wh = adaptive_windows(input.shape()[2], output_size.h);
   const AxisWindows ww = adaptive_windows(input.shape()[3], output_size.w);
   const detail::PlaneMap map =

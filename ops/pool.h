@@ -75,8 +75,9 @@ Tensor apply_plane_map(PlaneMapOp op, const Tensor& x, std::int64_t planes, std:
 Tensor linear_jacobian(const Tensor& x,
                        const std::function<std::vector<double>(const std::vector<double>&)>& f);
 Tensor distinct_sample(const Shape& shape, DType dtype, Generator& gen);
-// Shape(dims), its size overflow an error of `op` at the caller's line.
-Shape checked_shape(const std::vector<std::int64_t>& dims, const char* op,
+// Shape(dims) of an output of `dtype`: an error of `op` at the caller's line when its size
+// overflows or passes the 1 TiB a tensor may hold, checked before any per-output table is built.
+Shape checked_shape(const std::vector<std::int64_t>& dims, DType dtype, const char* op,
                     const SourceLocation& location);
 }  // namespace detail
 

@@ -129,10 +129,17 @@ Tensor pad(const Tensor& input, const std::vector<std::int64_t>& pads, PadMode m
                       "least {} (input {})",
                       lo, hi, d, n, size, least, input.shape().str());
     }
+    // PyTorch crops before it pads: the crops alone must fit in the dimension (a crop of 2 from
+    // a dimension of 1 is an error, however much the other side pads).
+    if (n + std::min<std::int64_t>(lo, 0) + std::min<std::int64_t>(hi, 0) < 0) {
+      detail::fail_at(op, location,
+                      "padding ({}, {}) of dimension {} crops more than its size {} (input {})", lo,
+                      hi, d, n, input.shape().str());
+    }
     out_dims[std::size_t(d)] = size;
     before[std::size_t(d)] = lo;
   }
-  const Shape out_shape = detail::checked_shape(out_dims, op, location);
+  const Shape out_shape = detail::checked_shape(out_dims, input.dtype(), op, location);
   std::int64_t planes = 1, in_plane = 1, out_plane = 1;
   for (int d = 0; d < rank; ++d) {
     if (d < rank - k) {
@@ -215,11 +222,12 @@ void bilinear_axis(std::int64_t in, std::int64_t out, bool align_corners,
   }
 }
 
-// PyTorch's nearest source index (float arithmetic, as its kernel).
+// PyTorch's nearest source index ⌊o·scale⌋ (float arithmetic, as its kernel), with no shortcut
+// for an output as long as the input or twice as long: PyTorch 1.13's kernel for [N, C, H, W]
+// with C > 1 takes none (scale_factor 1.1 on 4 rows picks rows 0, 0, 1, 2), while its
+// channels-last kernel (also used when C = 1) and its backward copy or halve the index.
 std::int64_t nearest_source(std::int64_t o, std::int64_t in, std::int64_t out,
                             std::optional<double> scale_factor) {
-  if (out == in) return o;
-  if (out == 2 * in) return o >> 1;
   const float scale = scale_factor ? float(1.0 / *scale_factor) : float(in) / float(out);
   return std::min(std::int64_t(std::floor(float(o) * scale)), in - 1);
 }
@@ -272,8 +280,8 @@ Tensor interpolate(const Tensor& input, const InterpolateOptions& options,
                     "input and output sizes must be greater than 0: input {}x{}, output {}x{}",
                     in_h, in_w, out[0], out[1]);
   }
-  const Shape out_shape =
-      detail::checked_shape({input.shape()[0], input.shape()[1], out[0], out[1]}, op, location);
+  const Shape out_shape = detail::checked_shape(
+      {input.shape()[0], input.shape()[1], out[0], out[1]}, input.dtype(), op, location);
   detail::PlaneMap map;
   map.offsets.reserve(std::size_t(out[0] * out[1]) + 1);
   map.offsets.push_back(0);

@@ -10,9 +10,11 @@ windows hanging off the end, negative pad amounts, ±inf next to bilinear taps o
 
 Run by hand with Debian's python3-torch: /usr/bin/python3 scripts/make_pool_reference.py
 """
+import math
 import os
 import sys
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -69,8 +71,31 @@ def torch_pool(call, xs):
 CASES = []
 
 
-def add(op, label, call, x, sumlike):
-    case = Case(op, label, call, [x], sumlike=sumlike)
+def our_nearest(call, xs):
+    """tapegrad's nearest interpolation by a scale factor: PyTorch's forward on [N, C > 1, H, W]
+    (source ⌊o·(1/s)⌋ in float32) as an index gather, whose gradient is its adjoint. PyTorch's
+    backward copies or halves the index where the output is as long as the input or twice as long,
+    so it is not the adjoint of its own forward there."""
+    x = xs[0]
+    picks = []
+    for axis, factor in ((2, call["scale_factor"][0]), (3, call["scale_factor"][1])):
+        n = x.shape[axis]
+        scale = np.float32(1.0 / factor)
+        picks.append(torch.tensor([min(int(math.floor(np.float32(o) * scale)), n - 1)
+                                   for o in range(math.floor(n * factor))]))
+    return x[:, :, picks[0]][:, :, :, picks[1]]
+
+
+ref.DIFFERENCES["nearest_scale_adjoint"] = (
+    "nearest interpolation's gradient is the adjoint of its forward; PyTorch's backward copies or "
+    "halves the index where the output is as long as the input or twice as long, while its forward "
+    "on [N, C > 1, H, W] does not",
+    our_nearest,
+)
+
+
+def add(op, label, call, x, sumlike, differs=None):
+    case = Case(op, label, call, [x], sumlike=sumlike, differs=differs)
     case.torch_fn = lambda xs, call=call: torch_pool(call, xs)
     CASES.append(case)
 
@@ -194,6 +219,9 @@ def build():
             ("interpolate(nearest, scale_factor)", "nearest", False, None, [1.7, 0.6]),
             ("interpolate(nearest, scale_factor)", "nearest", False, None, [2.0, 1.3]),
             ("interpolate(nearest, scale_factor)", "nearest", False, None, [0.5, 3.0]),
+            # outputs as long as the input (3 rows) and twice as long (8 columns), yet ⌊o/s⌋
+            # picks other rows: no copy or halving shortcut on [N, C > 1, H, W]
+            ("interpolate(nearest, scale_factor)", "nearest", False, None, [1.1, 2.2]),
             ("interpolate(bilinear)", "bilinear", False, [5, 7], None),
             ("interpolate(bilinear)", "bilinear", False, [2, 3], None),
             ("interpolate(bilinear)", "bilinear", False, [3, 1], None),
@@ -207,7 +235,9 @@ def build():
         call = {"fn": "interpolate", "mode": mode, "align_corners": align, "size": size,
                 "scale_factor": scale}
         label = f"[2, 2, 3, 4] to {size}" if size else f"[2, 2, 3, 4] by {scale}"
-        add(op, label, call, uniform(rng_for("pool", op, label), [2, 2, 3, 4]), mode == "bilinear")
+        differs = "nearest_scale_adjoint" if scale == [1.1, 2.2] else None
+        add(op, label, call, uniform(rng_for("pool", op, label), [2, 2, 3, 4]), mode == "bilinear",
+            differs)
     for op, mode, align in (("interpolate(nearest)", "nearest", False),
                             ("interpolate(bilinear)", "bilinear", False),
                             ("interpolate(bilinear, align_corners)", "bilinear", True)):

@@ -430,6 +430,12 @@ TEST(GroupNorm, Errors) {
       "weight should be [4]");
   expect_error_containing([&] { group_norm(ones({4}, f64), 2); }, "of rank 2 or more");
   EXPECT_EQ(group_norm(zeros({0, 4, 3}, f32), 2).shape(), (Shape{0, 4, 3}));
+  // PyTorch's check: one value per group and sample ([1, 3, 1, 1] in 3 groups, [1, 4] in 4).
+  for (const auto& [shape, groups] : {std::pair{Shape{1, 3, 1, 1}, 3}, {Shape{1, 4}, 4}}) {
+    expect_error_containing([&] { group_norm(ones(shape, f64), groups); },
+                            "Expected more than 1 value per channel when training");
+  }
+  EXPECT_EQ(group_norm(ones({1, 4}, f64), 2).shape(), (Shape{1, 4}));
 }
 
 TEST(InstanceNorm, RunningStatisticsAreTheBatchAverageOfTheUpdates) {

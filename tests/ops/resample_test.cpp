@@ -140,6 +140,30 @@ TEST(ResampleErrors, NameTheOpTheShapesAndTheCaller) {
   expect_error_at([&] { pad(zeros({2, 2}, f32), {1, 1}, PadMode::constant, 1e300); }, "pad", file);
   expect_error_at([&] { pad(zeros({2, 2}, i64), {1, 1}); }, "pad", file);
   expect_error_containing([&] { pad(x, {3, 0}, PadMode::reflect); }, "less than its size 3");
+  // Crops larger than the dimension, even where the other side pads more (PyTorch crops first).
+  expect_error_containing(
+      [&] {
+        pad(zeros({2, 2, 2, 1}, f64), {-2, 4, -1, 4});
+      },
+      "crops more than its size 1");
+  expect_error_containing(
+      [&] {
+        pad(zeros({1, 1, 3, 3}, f64), {-(std::int64_t(1) << 62), std::int64_t(1) << 62});
+      },
+      "crops more than its size 3");
+  EXPECT_EQ(pad(x, {-3, 4}).shape(), (Shape{1, 2, 4}));
+
+  // Outputs past the 1 TiB a tensor may hold fail before any table is built.
+  expect_error_containing(
+      [&] {
+        adaptive_max_pool2d(zeros({1, 1, 3, 3}, f64), {1 << 30, 1 << 30});
+      },
+      "exceeds the");
+  expect_error_at(
+      [&] {
+        adaptive_avg_pool2d(zeros({1, 1, 3, 3}, f32), {std::int64_t(1) << 62, 1});
+      },
+      "adaptive_avg_pool2d", file);
 
   const Tensor img = zeros({1, 2, 3, 3}, f64);
   expect_error_at([&] { interpolate(x, by_size(2, 2, InterpolateMode::nearest)); }, "interpolate",
