@@ -74,9 +74,10 @@ reference:
 	for script in scripts/make_*reference.py; do /usr/bin/python3 $$script || exit 1; done
 
 # Not part of the test command: timings belong to benchmarks. Add TORCH=1 to compare with
-# libtorch (installs libtorch-dev).
+# libtorch (installs libtorch-dev, and OpenBLAS: without it Debian's libtorch multiplies matrices with the
+# reference BLAS, 2 GFLOP/s here).
 bench: deps
-	$(if $(TORCH),apt-get install -y -qq libtorch-dev >/dev/null,)
+	$(if $(TORCH),apt-get install -y -qq libtorch-dev libopenblas0-pthread >/dev/null,)
 	python3 scripts/bench.py $(if $(TORCH),--torch,)
 
 clean:
