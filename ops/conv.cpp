@@ -139,6 +139,7 @@ Geometry make_geometry(const char* op, const SourceLocation& location, std::int6
                         dilation.h, stride.h, shapes);
   g.out_w = block_count(op, location, "width", width, pad_before.w + pad_after.w, kernel.w,
                         dilation.w, stride.w, shapes);
+  checked_mul(g.out_h, g.out_w, op, location);  // so that blocks() cannot overflow
   return g;
 }
 

@@ -17,12 +17,15 @@
 
 #include "tapegrad.h"
 #include "tests/expect_error.h"
+#include "tests/reference_fixture.h"
 
 namespace tg::nn {
 namespace {
 
 using nlohmann::json;
 using test_support::expect_error_containing;
+using test_support::number;
+using test_support::numbers;
 
 const json& fixture() {
   static const json loaded = [] {
@@ -30,20 +33,6 @@ const json& fixture() {
     return in ? json::parse(in) : json::object();
   }();
   return loaded;
-}
-
-double number(const json& v) {
-  if (v.is_number()) return v.get<double>();
-  const std::string s = v.get<std::string>();
-  if (s == "inf") return std::numeric_limits<double>::infinity();
-  if (s == "-inf") return -std::numeric_limits<double>::infinity();
-  return std::numeric_limits<double>::quiet_NaN();
-}
-
-std::vector<double> numbers(const json& array) {
-  std::vector<double> out;
-  for (const json& v : array) out.push_back(number(v));
-  return out;
 }
 
 Size2 size2(const json& v) {

@@ -21,6 +21,7 @@
 
 #include "tapegrad.h"
 #include "tests/expect_error.h"
+#include "tests/reference_fixture.h"
 
 namespace tg {
 namespace {
@@ -28,6 +29,9 @@ namespace {
 using nlohmann::json;
 using test_support::expect_error_at;
 using test_support::expect_error_containing;
+using test_support::fixture;
+using test_support::fixture_case;
+using test_support::replay_floating_op;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -691,46 +695,6 @@ TEST(ConvErrors, NameTheOpTheShapesAndTheCaller) {
 
 // ---- PyTorch's answers (tests/reference/conv.json) ----
 
-struct Fixture {
-  json header;
-  std::vector<std::string> lines;
-};
-
-const Fixture& fixture() {
-  static const Fixture loaded = [] {
-    const std::string path = std::string(TAPEGRAD_REFERENCE_DIR) + "/conv.json";
-    std::ifstream in(path);
-    if (!in) fail("cannot read {}", path);
-    Fixture f;
-    std::string line;
-    std::getline(in, line);
-    line.back() = '}';
-    f.header = json::parse(line);
-    std::getline(in, line);
-    while (std::getline(in, line) && line != "]}") {
-      if (!line.empty() && line.back() == ',') line.pop_back();
-      f.lines.push_back(line);
-    }
-    return f;
-  }();
-  return loaded;
-}
-
-double number(const json& v) {
-  if (v.is_number()) return v.get<double>();
-  const std::string s = v.get<std::string>();
-  if (s == "inf") return kInf;
-  if (s == "-inf") return -kInf;
-  if (s == "nan") return kNaN;
-  fail("conv.json: '{}' is not a number", s);
-}
-
-std::vector<double> numbers(const json& a) {
-  std::vector<double> out;
-  for (const json& v : a) out.push_back(number(v));
-  return out;
-}
-
 Size2 size2(const json& v) {
   return Size2{v.at(0).get<std::int64_t>(), v.at(1).get<std::int64_t>()};
 }
@@ -776,67 +740,6 @@ Tensor call_conv(const json& call, const std::vector<Tensor>& in) {
   fail("conv.json: no call for '{}'", fn);
 }
 
-std::string compare(const std::string& what, const Tensor& got, const json& expected,
-                    const Shape& shape, DType dtype) {
-  if (!got.defined()) return what + ": no tensor\n";
-  if (!(got.shape() == shape)) return what + ": shape " + got.shape().str() + "\n";
-  if (got.dtype() != dtype) return what + ": wrong dtype\n";
-  const std::vector<double> want = numbers(expected.at("values")), have = got.to_vector();
-  const std::vector<double> scale =
-      expected.contains("scale") ? numbers(expected.at("scale")) : std::vector<double>(want.size());
-  const double rtol = dtype == f64 ? 1e-12 : 4.0 * std::ldexp(1.0, -23);
-  std::ostringstream out;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double e = dtype == f32 ? double(float(want[i])) : want[i];
-    const double tolerance = rtol * (std::abs(e) + scale[i]);
-    const bool ok = std::isfinite(e) ? std::isfinite(have[i]) && std::abs(have[i] - e) <= tolerance
-                                     : (std::isnan(e) ? std::isnan(have[i]) : have[i] == e);
-    if (!ok) {
-      out << fmt::format("{} [{}]: expected {}, got {} (tolerance {:.3g})\n", what, i, e, have[i],
-                         tolerance);
-    }
-  }
-  return out.str();
-}
-
-std::string replay(const json& c) {
-  const DType dtype = c.at("dtype") == "float64" ? f64 : f32;
-  std::vector<Tensor> in;
-  for (const json& x : c.at("inputs")) {
-    in.push_back(from_vector(numbers(x.at("values")),
-                             Shape(x.at("shape").get<std::vector<std::int64_t>>()), dtype)
-                     .requires_grad(true));
-  }
-  const json& output = c.at("output");
-  const Shape out_shape(output.at("shape").get<std::vector<std::int64_t>>());
-  const bool second_order = c.contains("second_order");
-  const Tensor y = call_conv(c.at("call"), in);
-  std::string report = compare("output", y, output, out_shape, dtype);
-  if (!report.empty()) return report;
-  const Tensor g = from_vector(numbers(c.at("cotangent")), out_shape, dtype);
-  const std::vector<Tensor> vjps = grad(y, in, g, {.create_graph = second_order});
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    report +=
-        compare(fmt::format("vjp of input {}", i), vjps[i], c.at("vjp")[i], in[i].shape(), dtype);
-  }
-  if (!second_order) return report;
-  Tensor s;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (!vjps[i].requires_grad()) continue;
-    const Tensor term =
-        sum(vjps[i] * from_vector(numbers(c.at("direction")[i]), in[i].shape(), dtype));
-    s = s.defined() ? s + term : term;
-  }
-  std::vector<Tensor> second;
-  if (s.defined()) second = grad(s, in);
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const Tensor h = s.defined() ? second[i] : zeros(in[i].shape(), dtype);
-    report += compare(fmt::format("second order of input {}", i), h, c.at("second_order")[i],
-                      in[i].shape(), dtype);
-  }
-  return report;
-}
-
 // One record of conv.json: its index and its op / case / dtype.
 struct ConvRecord {
   std::size_t index;
@@ -848,7 +751,7 @@ void PrintTo(const ConvRecord& r, std::ostream* out) {
 
 std::vector<ConvRecord> conv_records() {
   std::vector<ConvRecord> records;
-  const json& index = fixture().header.at("index");
+  const json& index = fixture("conv.json").header.at("index");
   for (std::size_t i = 0; i < index.size(); ++i) {
     records.push_back(
         {i, fmt::format("{} / {} / {}", index[i].at(0).get<std::string>(),
@@ -861,7 +764,8 @@ class ConvReference : public ::testing::TestWithParam<ConvRecord> {};
 
 TEST_P(ConvReference, MatchesPyTorch) {
   SCOPED_TRACE(GetParam().label);
-  const std::string report = replay(json::parse(fixture().lines.at(GetParam().index)));
+  const std::string report =
+      replay_floating_op(fixture_case("conv.json", GetParam().index), call_conv);
   EXPECT_TRUE(report.empty()) << report;
 }
 
@@ -872,7 +776,7 @@ INSTANTIATE_TEST_SUITE_P(Fixture, ConvReference, ::testing::ValuesIn(conv_record
 
 TEST(ConvReference, EveryRegisteredConvOpHasACaseInBothDtypes) {
   std::map<std::string, std::set<std::string>> dtypes;
-  for (const json& entry : fixture().header.at("index")) {
+  for (const json& entry : fixture("conv.json").header.at("index")) {
     dtypes[entry.at(0).get<std::string>()].insert(entry.at(2).get<std::string>());
   }
   int found = 0;

@@ -19,52 +19,23 @@
 #include "ops/norm.h"
 #include "tapegrad.h"
 #include "tests/expect_error.h"
+#include "tests/reference_fixture.h"
 
 namespace tg {
 namespace {
 
 using nlohmann::json;
+using test_support::dtype_named;
 using test_support::expect_error_at;
 using test_support::expect_error_containing;
+using test_support::fixture;
+using test_support::fixture_case;
+using test_support::number;
+using test_support::numbers;
+using test_support::replay_floating_op;
+using test_support::rtol;
 
-// ---- the fixture ----
-
-struct NormFixture {
-  json header;
-  std::vector<std::string> lines;
-};
-
-const NormFixture& norm_fixture() {
-  static const NormFixture loaded = [] {
-    NormFixture f;
-    std::ifstream in(std::string(TAPEGRAD_REFERENCE_DIR) + "/norm.json");
-    std::string line;
-    if (!std::getline(in, line) || line.empty() || line.back() != ',') return f;
-    line.back() = '}';
-    f.header = json::parse(line);
-    std::getline(in, line);  // "cases":[
-    while (std::getline(in, line) && line != "]}") {
-      if (!line.empty() && line.back() == ',') line.pop_back();
-      f.lines.push_back(line);
-    }
-    return f;
-  }();
-  return loaded;
-}
-
-double number(const json& v) {
-  if (v.is_number()) return v.get<double>();
-  const std::string s = v.get<std::string>();
-  if (s == "inf") return std::numeric_limits<double>::infinity();
-  if (s == "-inf") return -std::numeric_limits<double>::infinity();
-  return std::numeric_limits<double>::quiet_NaN();
-}
-
-std::vector<double> numbers(const json& array) {
-  std::vector<double> out;
-  for (const json& v : array) out.push_back(number(v));
-  return out;
-}
+// ---- the fixture (tests/reference/norm.json) ----
 
 Tensor per_channel(const json& values, DType dtype) {
   if (values.is_null()) return {};
@@ -104,37 +75,6 @@ Call call_norm(const json& call, const std::vector<Tensor>& in) {
   return out;
 }
 
-double rtol(DType dtype) {
-  return dtype == f64 ? 1e-12 : 4.0 * std::ldexp(1.0, -23);
-}
-
-// As tests/ops/reference_test.cpp: |got − expected| ≤ rtol·(|expected| + scale), non-finite
-// values exactly.
-std::string compare(const std::string& what, const Tensor& got, const json& expected,
-                    const Shape& shape, DType dtype) {
-  if (!got.defined()) return what + ": no tensor\n";
-  if (!(got.shape() == shape)) return what + ": shape " + got.shape().str() + "\n";
-  if (got.dtype() != dtype) return what + ": wrong dtype\n";
-  const std::vector<double> want = numbers(expected.at("values"));
-  const std::vector<double> have = got.to_vector();
-  if (want.size() != have.size()) return what + ": wrong number of values\n";
-  const std::vector<double> scale =
-      expected.contains("scale") ? numbers(expected.at("scale")) : std::vector<double>(want.size());
-  std::string report;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double e = dtype == f32 ? double(static_cast<float>(want[i])) : want[i];
-    const double g = have[i];
-    const double tolerance = rtol(dtype) * (std::abs(e) + scale[i]);
-    const bool ok = std::isfinite(e) ? std::isfinite(g) && std::abs(g - e) <= tolerance
-                                     : (std::isnan(e) ? std::isnan(g) : g == e);
-    if (!ok) {
-      report += fmt::format("{} [{}]: expected {}, got {} (tolerance {:.3g})\n", what, i, e, g,
-                            tolerance);
-    }
-  }
-  return report;
-}
-
 // The running statistics after a training call: PyTorch computes the unbiased variance and the
 // blend in its own precision; a few ulps of the value and of the blended terms.
 std::string compare_running(const std::string& what, const Tensor& got, const json& expected,
@@ -152,46 +92,18 @@ std::string compare_running(const std::string& what, const Tensor& got, const js
   return report;
 }
 
+// The shared replay (output, VJPs, second order), and the running statistics the call left.
 std::string replay(const json& c) {
-  const DType dtype = c.at("dtype") == "float64" ? f64 : f32;
-  std::vector<Tensor> inputs;
-  for (const json& in : c.at("inputs")) {
-    inputs.push_back(from_vector(numbers(in.at("values")),
-                                 Shape(in.at("shape").get<std::vector<std::int64_t>>()), dtype)
-                         .requires_grad(true));
-  }
-  const Call result = call_norm(c.at("call"), inputs);
-  const json& output = c.at("output");
-  const Shape out_shape(output.at("shape").get<std::vector<std::int64_t>>());
-  std::string report = compare("output", result.output, output, out_shape, dtype);
+  Call result;
+  std::string report =
+      replay_floating_op(c, [&](const json& call, const std::vector<Tensor>& inputs) {
+        result = call_norm(call, inputs);
+        return result.output;
+      });
   if (c.contains("running_after")) {
+    const DType dtype = dtype_named(c.at("dtype"));
     report += compare_running("running_mean", result.running_mean, c.at("running_after")[0], dtype);
     report += compare_running("running_var", result.running_var, c.at("running_after")[1], dtype);
-  }
-  if (!report.empty()) return report;
-  const Tensor g = from_vector(numbers(c.at("cotangent")), out_shape, dtype);
-  const std::vector<Tensor> vjps = grad(result.output, inputs, g, {.create_graph = true});
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    report += compare(fmt::format("vjp of input {}", i), vjps[i], c.at("vjp")[i], inputs[i].shape(),
-                      dtype);
-  }
-  if (!c.contains("second_order")) return report;
-  Tensor s;
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    if (!vjps[i].requires_grad()) continue;
-    const Tensor v = from_vector(numbers(c.at("direction")[i]), inputs[i].shape(), dtype);
-    const Tensor term = sum(vjps[i] * v);
-    s = s.defined() ? s + term : term;
-  }
-  std::vector<Tensor> second;
-  if (s.defined()) {
-    second = grad(s, inputs);
-  } else {
-    for (const Tensor& x : inputs) second.push_back(zeros(x.shape(), dtype));
-  }
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    report += compare(fmt::format("second order of input {}", i), second[i],
-                      c.at("second_order")[i], inputs[i].shape(), dtype);
   }
   return report;
 }
@@ -199,7 +111,7 @@ std::string replay(const json& c) {
 class NormReference : public ::testing::TestWithParam<std::size_t> {};
 
 TEST_P(NormReference, MatchesPyTorch) {
-  const json c = json::parse(norm_fixture().lines.at(GetParam()));
+  const json c = fixture_case("norm.json", GetParam());
   std::string report;
   try {
     report = replay(c);
@@ -214,13 +126,13 @@ TEST_P(NormReference, MatchesPyTorch) {
 
 std::vector<std::size_t> case_indices() {
   std::vector<std::size_t> out;
-  for (std::size_t i = 0; i < norm_fixture().lines.size(); ++i) out.push_back(i);
+  for (std::size_t i = 0; i < fixture("norm.json").case_lines.size(); ++i) out.push_back(i);
   return out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixture, NormReference, ::testing::ValuesIn(case_indices()),
                          [](const ::testing::TestParamInfo<std::size_t>& info) {
-                           const json& entry = norm_fixture().header.at("index")[info.index];
+                           const json& entry = fixture("norm.json").header.at("index")[info.index];
                            std::string name = std::to_string(info.index) + "_" +
                                               entry[0].get<std::string>() + "_" +
                                               entry[1].get<std::string>() + "_" +
@@ -231,11 +143,10 @@ INSTANTIATE_TEST_SUITE_P(Fixture, NormReference, ::testing::ValuesIn(case_indice
                            return name;
                          });
 
-// Every registered norm op has a fixture case in both dtypes, and every case names one. (The
-// suite-wide ReferenceCoverage test reads a fixed list of files without norm.json.)
+// Every registered norm op has a fixture case in both dtypes, and every case names one.
 TEST(NormReferenceCoverage, EveryRegisteredNormOpHasCasesInBothDtypes) {
   std::map<std::string, std::set<std::string>> dtypes;
-  for (const json& entry : norm_fixture().header.at("index")) {
+  for (const json& entry : fixture("norm.json").header.at("index")) {
     dtypes[entry[0].get<std::string>()].insert(entry[2].get<std::string>());
   }
   ASSERT_FALSE(dtypes.empty()) << "tests/reference/norm.json is missing or empty";

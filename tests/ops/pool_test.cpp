@@ -17,6 +17,7 @@
 
 #include "tapegrad.h"
 #include "tests/expect_error.h"
+#include "tests/reference_fixture.h"
 
 namespace tg {
 namespace {
@@ -24,52 +25,13 @@ namespace {
 using nlohmann::json;
 using test_support::expect_error_at;
 using test_support::expect_error_containing;
+using test_support::fixture;
+using test_support::fixture_case;
+using test_support::number;
+using test_support::replay_floating_op;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// ---- the fixture (make_reference.py's layout: header line, `"cases":[`, one case a line) ----
-
-struct PoolFixture {
-  json header;
-  std::vector<std::string> lines;
-};
-
-const PoolFixture& pool_fixture() {
-  static const PoolFixture fixture = [] {
-    PoolFixture f;
-    const std::string path = std::string(TAPEGRAD_REFERENCE_DIR) + "/pool.json";
-    std::ifstream in(path);
-    if (!in) fail("reference fixture {} cannot be read", path);
-    std::string line;
-    std::getline(in, line);
-    line.back() = '}';
-    f.header = json::parse(line);
-    std::getline(in, line);
-    while (std::getline(in, line) && line != "]}") {
-      if (!line.empty() && line.back() == ',') line.pop_back();
-      f.lines.push_back(line);
-    }
-    if (f.lines.size() != f.header.at("index").size()) fail("pool.json: index and cases differ");
-    return f;
-  }();
-  return fixture;
-}
-
-double number(const json& v) {
-  if (v.is_number()) return v.get<double>();
-  const std::string s = v.get<std::string>();
-  if (s == "inf") return kInf;
-  if (s == "-inf") return -kInf;
-  if (s == "nan") return kNaN;
-  fail("pool.json: '{}' is not a number", s);
-}
-
-std::vector<double> numbers(const json& array) {
-  std::vector<double> out;
-  for (const json& v : array) out.push_back(number(v));
-  return out;
-}
 
 Size2 size2(const json& v) {
   return Size2{v.at(0).get<std::int64_t>(), v.at(1).get<std::int64_t>()};
@@ -129,53 +91,6 @@ Tensor call_pool(const json& c, const Tensor& x) {
   fail("pool.json: no tapegrad call for fn '{}'", fn);
 }
 
-// |got − expected| ≤ rtol·(|expected| + scale); non-finite values exactly.
-std::string compare(const std::string& what, const Tensor& got, const json& expected,
-                    const Shape& shape, DType dtype) {
-  if (!(got.shape() == shape)) {
-    return what + ": shape " + got.shape().str() + ", expected " + shape.str() + "\n";
-  }
-  if (got.dtype() != dtype) return what + ": wrong dtype\n";
-  const double rtol = dtype == f64 ? 1e-12 : 4.0 * std::ldexp(1.0, -23);
-  const std::vector<double> want = numbers(expected.at("values"));
-  const std::vector<double> have = got.to_vector();
-  const std::vector<double> scale =
-      expected.contains("scale") ? numbers(expected.at("scale")) : std::vector<double>(want.size());
-  std::ostringstream out;
-  for (std::size_t i = 0; i < want.size() && i < have.size(); ++i) {
-    const double e = dtype == f32 ? double(static_cast<float>(want[i])) : want[i];
-    const double g = have[i];
-    const double tolerance = rtol * (std::abs(e) + scale[i]);
-    const bool ok = std::isfinite(e) ? std::isfinite(g) && std::abs(g - e) <= tolerance
-                                     : (std::isnan(e) ? std::isnan(g) : g == e);
-    if (!ok) out << fmt::format("{} element {}: expected {}, got {}\n", what, i, e, g);
-  }
-  if (want.size() != have.size()) out << what << ": wrong number of values\n";
-  return out.str();
-}
-
-std::string replay(const json& c) {
-  const DType dtype = c.at("dtype") == "float64" ? f64 : f32;
-  const json& in = c.at("inputs").at(0);
-  const Tensor x = from_vector(numbers(in.at("values")),
-                               Shape(in.at("shape").get<std::vector<std::int64_t>>()), dtype)
-                       .requires_grad(true);
-  const Tensor y = call_pool(c.at("call"), x);
-  const json& output = c.at("output");
-  const Shape out_shape(output.at("shape").get<std::vector<std::int64_t>>());
-  std::string report = compare("output", y, output, out_shape, dtype);
-  if (!report.empty()) return report;
-  const bool second_order = c.contains("second_order");
-  const Tensor g = from_vector(numbers(c.at("cotangent")), out_shape, dtype);
-  const Tensor vjp = grad(y, {x}, g, {.create_graph = second_order})[0];
-  report += compare("vjp", vjp, c.at("vjp").at(0), x.shape(), dtype);
-  if (!second_order) return report;
-  const Tensor v = from_vector(numbers(c.at("direction").at(0)), x.shape(), dtype);
-  const Tensor second = vjp.requires_grad() ? grad(sum(vjp * v), {x})[0] : zeros(x.shape(), dtype);
-  report += compare("second order", second, c.at("second_order").at(0), x.shape(), dtype);
-  return report;
-}
-
 struct Case {
   std::size_t index;
   std::string op, name, dtype;
@@ -188,7 +103,7 @@ void PrintTo(const Case& c, std::ostream* out) {
 std::vector<Case> cases() {
   std::vector<Case> out;
   try {
-    const json& index = pool_fixture().header.at("index");
+    const json& index = fixture("pool.json").header.at("index");
     for (std::size_t i = 0; i < index.size(); ++i) {
       out.push_back({i, index[i].at(0), index[i].at(1), index[i].at(2)});
     }
@@ -204,7 +119,9 @@ TEST_P(PoolReference, MatchesPyTorch) {
   const Case& c = GetParam();
   std::string report;
   try {
-    report = replay(json::parse(pool_fixture().lines.at(c.index)));
+    report = replay_floating_op(
+        fixture_case("pool.json", c.index),
+        [](const json& call, const std::vector<Tensor>& in) { return call_pool(call, in.at(0)); });
   } catch (const Error& e) {
     report = std::string("threw: ") + e.what();
   }

@@ -25,75 +25,13 @@
 
 #include "ops/everyday.h"
 #include "tapegrad.h"
+#include "tests/reference_fixture.h"
 
 namespace tg {
 namespace {
 
 using nlohmann::json;
-
-// A fixture file as make_reference.py lays it out: line 1 the header, whose "index" holds one
-// [name, case, dtype] per case, line 2 `"cases":[`, then one case per line. Registering the tests
-// reads the header alone and a test parses only its own case: every process of the test binary
-// registers these tests, and parsing the whole suite each time would cost a second.
-struct Fixture {
-  json header;
-  std::vector<std::string> case_lines;
-};
-
-const Fixture& fixture(const std::string& file) {
-  static std::map<std::string, Fixture> loaded;
-  if (auto it = loaded.find(file); it != loaded.end()) return it->second;
-  const std::string path = std::string(TAPEGRAD_REFERENCE_DIR) + "/" + file;
-  std::ifstream in(path);
-  if (!in) fail("reference fixture {} cannot be read", path);
-  Fixture f;
-  std::string line;
-  if (!std::getline(in, line) || line.empty() || line.back() != ',') {
-    fail("reference fixture {}: line 1 is not the header", path);
-  }
-  line.back() = '}';
-  f.header = json::parse(line);
-  std::getline(in, line);  // "cases":[
-  while (std::getline(in, line) && line != "]}") {
-    if (!line.empty() && line.back() == ',') line.pop_back();
-    f.case_lines.push_back(std::move(line));
-  }
-  if (f.case_lines.size() != f.header.at("index").size()) {
-    fail("reference fixture {}: {} cases but {} index entries", path, f.case_lines.size(),
-         f.header.at("index").size());
-  }
-  return loaded.emplace(file, std::move(f)).first->second;
-}
-
-json fixture_case(const std::string& file, std::size_t index) {
-  return json::parse(fixture(file).case_lines.at(index));
-}
-
-double number(const json& v) {
-  if (v.is_number()) return v.get<double>();
-  const std::string s = v.get<std::string>();
-  if (s == "inf") return std::numeric_limits<double>::infinity();
-  if (s == "-inf") return -std::numeric_limits<double>::infinity();
-  if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
-  fail("reference fixture: '{}' is not a number", s);
-}
-
-std::vector<double> numbers(const json& array) {
-  std::vector<double> out;
-  out.reserve(array.size());
-  for (const json& v : array) out.push_back(number(v));
-  return out;
-}
-
-Shape shape_of(const json& dims) {
-  return Shape(dims.get<std::vector<std::int64_t>>());
-}
-
-DType dtype_named(const std::string& name) {
-  if (name == "float64") return f64;
-  if (name == "float32") return f32;
-  fail("reference fixture: unknown dtype {}", name);
-}
+using namespace test_support;
 
 Reduction reduction_named(const std::string& name) {
   if (name == "mean") return Reduction::mean;
@@ -262,46 +200,6 @@ Tensor call_op(const json& call, const std::vector<Tensor>& in) {
   }
   if (fn == "mse_loss") return mse_loss(in.at(0), in.at(1), reduction());
   return call_everyday_op(call, in);
-}
-
-double rtol(DType dtype) {
-  return dtype == f64 ? 1e-12 : 4.0 * std::ldexp(1.0, -23);
-}
-
-// Compares `got` with an expected quantity ({"values", "scale"?}); returns what differs, one line
-// per element (at most a few), empty when everything agrees.
-std::string compare(const std::string& what, const Tensor& got, const json& expected,
-                    const Shape& shape, DType dtype) {
-  std::ostringstream out;
-  if (!got.defined()) return what + ": no tensor\n";
-  if (!(got.shape() == shape)) {
-    return what + ": shape " + got.shape().str() + ", expected " + shape.str() + "\n";
-  }
-  if (got.dtype() != dtype) {
-    return what + ": dtype " + std::string(dtype_name(got.dtype())) + ", expected " +
-           std::string(dtype_name(dtype)) + "\n";
-  }
-  const std::vector<double> want = numbers(expected.at("values"));
-  const std::vector<double> have = got.to_vector();
-  if (want.size() != have.size()) return what + ": wrong number of values in the fixture\n";
-  const std::vector<double> scale =
-      expected.contains("scale") ? numbers(expected.at("scale")) : std::vector<double>(want.size());
-  std::size_t bad = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double e = dtype == f32 ? double(static_cast<float>(want[i])) : want[i];
-    const double g = have[i];
-    const double tolerance = rtol(dtype) * (std::abs(e) + scale[i]);
-    const bool ok = std::isfinite(e) ? std::isfinite(g) && std::abs(g - e) <= tolerance
-                                     : (std::isnan(e) ? std::isnan(g) : g == e);
-    if (ok) continue;
-    if (++bad <= 4) {
-      out << fmt::format("{} element [{}]: expected {}, got {} (|diff| {:.3g}, tolerance {:.3g})\n",
-                         what, fmt::join(unravel_index(std::int64_t(i), shape), ", "), e, g,
-                         std::abs(g - e), tolerance);
-    }
-  }
-  if (bad > 4) out << fmt::format("{}: {} of {} elements differ\n", what, bad, want.size());
-  return out.str();
 }
 
 // ---- op records ----
