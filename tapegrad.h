@@ -5,4 +5,5 @@
 #include "ops/cnn.h"
 #include "ops/everyday.h"
 #include "ops/ops.h"
+#include "ops/transformer.h"
 #include "tools/tools.h"

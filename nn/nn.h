@@ -12,3 +12,4 @@
 #include "nn/optim.h"
 #include "nn/recurrent.h"
 #include "nn/serialize.h"
+#include "nn/transformer.h"

@@ -1,6 +1,7 @@
 #include "ops/cnn.h"
 #include "ops/everyday.h"
 #include "ops/registrations.h"
+#include "ops/transformer.h"
 #include "tools/op_registry.h"
 
 namespace tg {
@@ -17,6 +18,7 @@ OpRegistry& op_registry() {
     detail::register_loss_ops(builtins);
     detail::register_everyday_ops(builtins);
     detail::register_cnn_ops(builtins);
+    detail::register_transformer_ops(builtins);
     return builtins;
   }();
   return registry;
