@@ -23,8 +23,8 @@ namespace {
 // used: it stops a line at a NUL byte and ignores anything after the last gzip member.
 class TextSource {
  public:
-  explicit TextSource(const std::string& path)
-      : path_(path), file_(detail::open_regular_file(path, "load_csv")) {
+  TextSource(const std::string& path, const char* op)
+      : path_(path), op_(op), file_(detail::open_regular_file(path, op)) {
     refill();
     gzip_ = stream_.avail_in >= 2 && input_[0] == 0x1f && input_[1] == 0x8b;
     // 16 + MAX_WBITS: a gzip wrapper, not zlib's.
@@ -53,10 +53,8 @@ class TextSource {
         // Concatenated gzip members are one stream, as gzip -d and Python read them.
         if (stream_.avail_in == 0 && !refill()) return 0;
         if (stream_.next_in[0] != 0x1f) {
-          fail(
-              "load_csv: {}: {} bytes after the end of the gzip data are not gzip (trailing "
-              "garbage)",
-              path_, stream_.avail_in);
+          fail("{}: {}: {} bytes after the end of the gzip data are not gzip (trailing garbage)",
+               op_, path_, stream_.avail_in);
         }
         inflateReset(&stream_);
         member_ended_ = false;
@@ -67,9 +65,9 @@ class TextSource {
       } else if (status == Z_MEM_ERROR) {
         throw std::bad_alloc();
       } else if (status != Z_OK && status != Z_BUF_ERROR) {
-        fail("load_csv: {}: corrupt gzip data ({})", path_, stream_.msg ? stream_.msg : "?");
+        fail("{}: {}: corrupt gzip data ({})", op_, path_, stream_.msg ? stream_.msg : "?");
       } else if (stream_.avail_in == 0 && stream_.avail_out == size && !refill()) {
-        fail("load_csv: {}: the gzip data is truncated", path_);
+        fail("{}: {}: the gzip data is truncated", op_, path_);
       }
     }
     return size - stream_.avail_out;
@@ -78,12 +76,12 @@ class TextSource {
  private:
   bool refill() {
     stream_.next_in = input_.data();
-    stream_.avail_in =
-        unsigned(detail::read_some(file_, input_.data(), input_.size(), path_, "load_csv"));
+    stream_.avail_in = unsigned(detail::read_some(file_, input_.data(), input_.size(), path_, op_));
     return stream_.avail_in > 0;
   }
 
   const std::string& path_;
+  const char* op_;
   detail::FileDescriptor file_;
   std::array<Bytef, 1 << 16> input_{};
   z_stream stream_{};
@@ -95,7 +93,7 @@ class TextSource {
 class Lines {
  public:
   Lines(const std::string& path, const CsvOptions& options)
-      : path_(path), options_(options), source_(path) {}
+      : path_(path), options_(options), source_(path, "load_csv") {}
 
   // The next line without its line break; false at the end of the file.
   bool next(std::string& line) {
@@ -156,6 +154,19 @@ std::string_view trim(std::string_view s) {
 }
 
 }  // namespace
+
+std::string load_text(const std::string& path, std::uint64_t max_bytes) {
+  TextSource source(path, "load_text");
+  std::string text;
+  std::array<char, 1 << 16> chunk;
+  while (const std::size_t count = source.read(chunk.data(), chunk.size())) {
+    if (max_bytes != 0 && text.size() + count > max_bytes) {
+      fail("load_text: {}: more than {} bytes of text (max_bytes)", path, max_bytes);
+    }
+    text.append(chunk.data(), count);
+  }
+  return text;
+}
 
 Dataset load_csv(const std::string& path, const CsvOptions& options) {
   Lines lines(path, options);

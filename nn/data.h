@@ -36,6 +36,10 @@ struct CsvOptions {
 // column; so do a directory, FIFO or device as path, corrupt gzip data and the limits above.
 Dataset load_csv(const std::string& path, const CsvOptions& options = {});
 
+// The whole text of a regular file, plain or gzip (as load_csv reads it); more than max_bytes
+// (0 = no limit) is an error, so that a gzip bomb fails fast.
+std::string load_text(const std::string& path, std::uint64_t max_bytes = std::uint64_t(1) << 28);
+
 // Rows picked by index (a copy).
 Dataset subset(const Dataset& data, const std::vector<std::int64_t>& rows);
 

@@ -3,7 +3,10 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <map>
 #include <set>
+#include <string>
 #include <utility>
 
 #include "autograd/tape.h"
@@ -97,6 +100,68 @@ const std::vector<double>& Optimizer::initial_lrs() {
   return initial_lrs_;
 }
 
+std::vector<std::pair<std::string, Tensor>> Optimizer::state_dict() {
+  std::vector<std::pair<std::string, Tensor>> state;
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    const StateSlots slots = state_slots(i);
+    for (const auto& [name, tensor] : slots.tensors) {
+      if (tensor->defined())
+        state.emplace_back(fmt::format("state.{}.{}", i, name), tensor->clone());
+    }
+    for (const auto& [name, count] : slots.counters) {
+      if (*count != 0) {
+        state.emplace_back(fmt::format("state.{}.{}", i, name), int64_tensor({*count}, Shape{}));
+      }
+    }
+  }
+  return state;
+}
+
+void Optimizer::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state) {
+  std::map<std::string, Tensor> entries;
+  for (const auto& [name, tensor] : state) {
+    if (!entries.emplace(name, tensor).second) {
+      fail("{}: load_state_dict: the entry '{}' appears twice", name_, name);
+    }
+  }
+  // Checked in full before anything changes, so a bad state leaves the optimizer as it was.
+  const auto take = [&](std::size_t i, const char* name) -> std::optional<Tensor> {
+    const auto found = entries.find(fmt::format("state.{}.{}", i, name));
+    if (found == entries.end()) return std::nullopt;
+    Tensor value = found->second;
+    entries.erase(found);
+    return value;
+  };
+  std::vector<std::function<void()>> writes;
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    const StateSlots slots = state_slots(i);
+    const Tensor& p = parameters_[i];
+    for (const auto& [name, tensor] : slots.tensors) {
+      std::optional<Tensor> value = take(i, name);
+      if (value && (value->shape() != p.shape() || value->dtype() != p.dtype())) {
+        fail("{}: load_state_dict: state.{}.{} is {} {}, the parameter {} {}", name_, i, name,
+             dtype_name(value->dtype()), value->shape().str(), dtype_name(p.dtype()),
+             p.shape().str());
+      }
+      writes.push_back([slot = tensor, value] { *slot = value ? value->clone() : Tensor(); });
+    }
+    for (const auto& [name, count] : slots.counters) {
+      std::optional<Tensor> value = take(i, name);
+      if (value && (value->numel() != 1 || value->dtype() != i64 || value->item() < 0)) {
+        fail("{}: load_state_dict: state.{}.{} must be one non-negative int64 count, got {} {}",
+             name_, i, name, dtype_name(value->dtype()), value->shape().str());
+      }
+      const std::int64_t n = value ? std::int64_t(value->item()) : 0;
+      writes.push_back([slot = count, n] { *slot = n; });
+    }
+  }
+  if (!entries.empty()) {
+    fail("{}: load_state_dict: '{}' is not state of this optimizer ({} parameters)", name_,
+         entries.begin()->first, parameters_.size());
+  }
+  for (const auto& write : writes) write();
+}
+
 void Optimizer::zero_grad(bool set_to_none) {
   nn::zero_grad(parameters_, set_to_none);
 }
@@ -116,6 +181,10 @@ SGD::SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults)
           o.momentum, o.dampening);
     }
   }
+}
+
+Optimizer::StateSlots SGD::state_slots(std::size_t parameter) {
+  return {{{"momentum_buffer", &momentum_.at(parameter)}}, {}};
 }
 
 void SGD::step() {
@@ -164,6 +233,12 @@ Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups, const AdamOptions& defau
     require(o.beta2 >= 0 && o.beta2 < 1, name, "beta2", "in [0, 1)", o.beta2);
     require(o.weight_decay >= 0, name, "weight_decay", "≥ 0", o.weight_decay);
   }
+}
+
+Optimizer::StateSlots Adam::state_slots(std::size_t parameter) {
+  State& s = state_.at(parameter);
+  return {{{"exp_avg", &s.m}, {"exp_avg_sq", &s.v}, {"max_exp_avg_sq", &s.v_max}},
+          {{"step", &s.steps}}};
 }
 
 void Adam::step() {
@@ -243,6 +318,13 @@ RMSprop::RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions 
   }
 }
 
+Optimizer::StateSlots RMSprop::state_slots(std::size_t parameter) {
+  State& s = state_.at(parameter);
+  return {
+      {{"square_avg", &s.square_avg}, {"grad_avg", &s.grad_avg}, {"momentum_buffer", &s.momentum}},
+      {}};
+}
+
 void RMSprop::step() {
   for_each_gradient([&](std::size_t i, Tensor& p, const Tensor& g) {
     const RMSpropOptions& o = options_of(i);
@@ -291,6 +373,11 @@ Adagrad::Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, AdagradOptions 
             o.initial_accumulator_value);
     require(o.eps >= 0, "Adagrad", "eps", "≥ 0", o.eps);
   }
+}
+
+Optimizer::StateSlots Adagrad::state_slots(std::size_t parameter) {
+  State& s = state_.at(parameter);
+  return {{{"sum", &s.sum}}, {{"step", &s.steps}}};
 }
 
 void Adagrad::step() {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -51,8 +52,22 @@ class Optimizer {
   // Every group's parameters, group after group.
   const std::vector<Tensor>& parameters() const { return parameters_; }
   std::vector<Tensor> parameters(std::size_t group) const;
+  // The per-parameter state (momenta, step counts) under torch.optim's names, "state.<i>.<name>"
+  // with i the parameter's index ("state.0.exp_avg", "state.0.step"; counts as int64 scalars),
+  // copies; a parameter not stepped yet has none. With the model's state_dict, what a checkpoint
+  // needs to resume training exactly. Loading replaces the whole state: an entry this optimizer
+  // does not have, or of another shape or dtype than its parameter, is an error.
+  std::vector<std::pair<std::string, Tensor>> state_dict();
+  void load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state);
 
  protected:
+  // Where parameter i's state lives: tensors (undefined until its first step) and counters.
+  struct StateSlots {
+    std::vector<std::pair<const char*, Tensor*>> tensors;
+    std::vector<std::pair<const char*, std::int64_t*>> counters;
+  };
+  virtual StateSlots state_slots(std::size_t parameter) = 0;
+
   // Checks the groups (a parameter in two groups is an error, as in PyTorch; no parameter at
   // all is one too) and each group's lr; `name` heads every error message.
   Optimizer(const std::vector<std::vector<Tensor>>& groups, const std::vector<double>& lrs,
@@ -132,6 +147,9 @@ class SGD : public GroupedOptimizer<SGDOptions> {
   explicit SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults = {});
   void step() override;
 
+ protected:
+  StateSlots state_slots(std::size_t parameter) override;
+
  private:
   std::vector<Tensor> momentum_;  // undefined until the parameter's first gradient
 };
@@ -170,6 +188,7 @@ class Adam : public GroupedOptimizer<AdamOptions> {
  protected:
   // decoupled: AdamW's p ← p(1 − lr·λ) instead of adding λp to the gradient.
   Adam(std::vector<ParamGroup<AdamOptions>> groups, const AdamOptions& defaults, bool decoupled);
+  StateSlots state_slots(std::size_t parameter) override;
 
  private:
   struct State {
@@ -207,6 +226,9 @@ class RMSprop : public GroupedOptimizer<RMSpropOptions> {
   explicit RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions defaults = {});
   void step() override;
 
+ protected:
+  StateSlots state_slots(std::size_t parameter) override;
+
  private:
   struct State {
     Tensor square_avg;  // all undefined until the parameter's first gradient
@@ -232,6 +254,9 @@ class Adagrad : public GroupedOptimizer<AdagradOptions> {
   Adagrad(std::vector<Tensor> parameters, AdagradOptions options = {});
   explicit Adagrad(std::vector<ParamGroup<AdagradOptions>> groups, AdagradOptions defaults = {});
   void step() override;
+
+ protected:
+  StateSlots state_slots(std::size_t parameter) override;
 
  private:
   struct State {

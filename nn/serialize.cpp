@@ -447,7 +447,10 @@ void save(const Module& module, const std::string& path) {
 }
 
 void load(Module& module, const std::string& path) {
-  const NamedTensors stored = load_safetensors(path);
+  load_state_dict(module, load_safetensors(path), path);
+}
+
+void load_state_dict(Module& module, const NamedTensors& stored, const std::string& source) {
   std::map<std::string, const Tensor*> unused;
   for (const auto& [name, tensor] : stored) unused[name] = &tensor;
   std::vector<std::string> problems;
@@ -472,7 +475,7 @@ void load(Module& module, const std::string& path) {
   if (!problems.empty()) {
     std::string list;
     for (const std::string& p : problems) list += (list.empty() ? "" : "; ") + p;
-    fail("load: {} does not match the module: {}", path, list);
+    fail("load: {} does not match the module: {}", source, list);
   }
   // Only now that everything matches: copy into the parameters' and buffers' storage, which the
   // module and any optimizer share.

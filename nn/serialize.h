@@ -39,6 +39,9 @@ void save(const Module& module, const std::string& path);
 // shape or dtype mismatches raise a tg::Error listing them; nothing is changed unless everything
 // matches.
 void load(Module& module, const std::string& path);
+// The same from tensors in memory (e.g. a checkpoint's model part); `source` names them in errors.
+void load_state_dict(Module& module, const NamedTensors& state,
+                     const std::string& source = "the state_dict");
 
 namespace detail {
 

@@ -238,5 +238,22 @@ TEST(Accuracy, CountsArgMaxHits) {
   EXPECT_THROW(accuracy(tensor({0.1, 0.9}), int64_tensor({1})), Error);
 }
 
+TEST(Text, LoadsPlainAndGzippedTextWhole) {
+  const std::string text = std::string("First Citizen:\nBefore we proceed\0 any further", 46);
+  EXPECT_EQ(load_text(write_file("tapegrad_text.txt", text)), text);
+  EXPECT_EQ(load_text(write_file("tapegrad_text.txt.gz", gzip(text) + gzip("!"))), text + "!");
+  const std::string shakespeare = load_text(kData + "/tinyshakespeare.txt.gz");
+  EXPECT_EQ(shakespeare.size(), 1115394u);
+  EXPECT_EQ(shakespeare.substr(0, 14), "First Citizen:");
+  try {
+    load_text(write_file("tapegrad_text_bomb.txt.gz", gzip(std::string(1 << 20, 'a'))), 1000);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tapegrad_text_bomb.txt.gz: more than 1000 bytes of text"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace tg::nn
