@@ -77,7 +77,7 @@ reference:
 # libtorch (installs libtorch-dev, and OpenBLAS: without it Debian's libtorch multiplies matrices with the
 # reference BLAS, 2 GFLOP/s here).
 bench: deps
-	$(if $(TORCH),apt-get install -y -qq libtorch-dev libopenblas0-pthread >/dev/null,)
+	$(if $(TORCH),apt-get install -y -qq libtorch-dev libopenblas0-pthread python3-torch >/dev/null,)
 	python3 scripts/bench.py $(if $(TORCH),--torch,)
 
 clean:

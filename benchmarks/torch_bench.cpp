@@ -129,6 +129,122 @@ BENCHMARK(Conv2d_large_libtorch)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// W7: the GPT of examples/train_char_gpt written in libtorch as nanoGPT writes it in PyTorch
+// (LayerNorm without bias, causal attention by masked_fill and softmax, GELU tanh, tied head).
+struct GptBlockImpl : torch::nn::Module {
+  GptBlockImpl()
+      : ln_1(register_parameter("ln_1", torch::ones({kGptChannels}))),
+        ln_2(register_parameter("ln_2", torch::ones({kGptChannels}))),
+        c_attn(register_module(
+            "c_attn", torch::nn::Linear(
+                          torch::nn::LinearOptions(kGptChannels, 3 * kGptChannels).bias(false)))),
+        attn_proj(register_module(
+            "attn_proj",
+            torch::nn::Linear(torch::nn::LinearOptions(kGptChannels, kGptChannels).bias(false)))),
+        c_fc(register_module(
+            "c_fc", torch::nn::Linear(
+                        torch::nn::LinearOptions(kGptChannels, 4 * kGptChannels).bias(false)))),
+        mlp_proj(register_module(
+            "mlp_proj",
+            torch::nn::Linear(
+                torch::nn::LinearOptions(4 * kGptChannels, kGptChannels).bias(false)))) {}
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& causal) {
+    const std::int64_t b = x.size(0), t = x.size(1), d = kGptChannels / kGptHeads;
+    const auto qkv = c_attn(torch::layer_norm(x, {kGptChannels}, ln_1)).split(kGptChannels, 2);
+    const auto heads = [&](const torch::Tensor& z) {
+      return z.view({b, t, kGptHeads, d}).transpose(1, 2);
+    };
+    const torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
+    torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(d)));
+    att = torch::softmax(att.masked_fill(causal.logical_not(), -INFINITY), -1);
+    x = x +
+        attn_proj(torch::matmul(att, v).transpose(1, 2).contiguous().view({b, t, kGptChannels}));
+    return x + mlp_proj(torch::gelu(c_fc(torch::layer_norm(x, {kGptChannels}, ln_2)), "tanh"));
+  }
+  torch::Tensor ln_1, ln_2;
+  torch::nn::Linear c_attn, attn_proj, c_fc, mlp_proj;
+};
+TORCH_MODULE(GptBlock);
+
+struct GptImpl : torch::nn::Module {
+  GptImpl()
+      : wte(register_module("wte", torch::nn::Embedding(kGptVocab, kGptChannels))),
+        wpe(register_module("wpe", torch::nn::Embedding(kGptContext, kGptChannels))),
+        ln_f(register_parameter("ln_f", torch::ones({kGptChannels}))) {
+    for (std::int64_t i = 0; i < kGptLayers; ++i) {
+      blocks.push_back(register_module("h" + std::to_string(i), GptBlock()));
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& idx) {
+    const std::int64_t t = idx.size(1);
+    const torch::Tensor causal = torch::ones({t, t}, torch::kBool).tril();
+    torch::Tensor x = wte(idx) + wpe(torch::arange(t, torch::kLong));
+    for (GptBlock& block : blocks) x = block->forward(x, causal);
+    return torch::matmul(torch::layer_norm(x, {kGptChannels}, ln_f), wte->weight.t());
+  }
+  torch::nn::Embedding wte, wpe;
+  torch::Tensor ln_f;
+  std::vector<GptBlock> blocks;
+};
+TORCH_MODULE(Gpt);
+
+void W7_gpt_step_libtorch(benchmark::State& state) {
+  torch::set_num_threads(int(state.range(0)));
+  torch::manual_seed(7);
+  Gpt model;
+  std::vector<torch::Tensor> decayed, other;
+  for (const torch::Tensor& p : model->parameters()) (p.dim() >= 2 ? decayed : other).push_back(p);
+  using torch::optim::AdamWOptions;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decayed, std::make_unique<AdamWOptions>(
+                                   AdamWOptions(1e-3).betas({0.9, 0.99}).weight_decay(0.1)));
+  groups.emplace_back(other, std::make_unique<AdamWOptions>(
+                                 AdamWOptions(1e-3).betas({0.9, 0.99}).weight_decay(0.0)));
+  torch::optim::AdamW adamw(groups);
+  const torch::Tensor x = torch::randint(kGptVocab, {kGptBatch, kGptContext}, torch::kLong);
+  const torch::Tensor y = torch::randint(kGptVocab, {kGptBatch, kGptContext}, torch::kLong);
+  const auto step = [&] {
+    adamw.zero_grad();
+    torch::Tensor loss =
+        torch::nn::functional::cross_entropy(model->forward(x).view({-1, kGptVocab}), y.view({-1}));
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+    adamw.step();
+    benchmark::DoNotOptimize(loss.data_ptr());
+  };
+  for (int i = 0; i < 3; ++i) step();
+  for (auto _ : state) step();
+  state.counters["GFLOPs"] =
+      benchmark::Counter(kGptFlops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(W7_gpt_step_libtorch)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The attention row in libtorch 1.13, which has no fused attention: the composed maths.
+void Attention_libtorch(benchmark::State& state) {
+  torch::set_num_threads(1);
+  torch::manual_seed(9);
+  const std::int64_t t = state.range(0);
+  const std::vector<std::int64_t> shape{kAttentionBatch, kAttentionHeads, t, kAttentionDim};
+  torch::Tensor q = torch::randn(shape).requires_grad_(true);
+  torch::Tensor k = torch::randn(shape).requires_grad_(true);
+  torch::Tensor v = torch::randn(shape).requires_grad_(true);
+  const torch::Tensor g = torch::randn(shape);
+  const torch::Tensor causal = torch::ones({t, t}, torch::kBool).tril();
+  for (auto _ : state) {
+    for (torch::Tensor* p : {&q, &k, &v}) p->mutable_grad() = torch::Tensor();
+    torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(kAttentionDim));
+    att = torch::softmax(att.masked_fill(causal.logical_not(), -INFINITY), -1);
+    (torch::matmul(att, v) * g).sum().backward();
+    benchmark::DoNotOptimize(q.grad().data_ptr());
+  }
+}
+BENCHMARK(Attention_libtorch)->ArgName("T")->Arg(64)->Arg(256)->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -41,4 +41,28 @@ inline constexpr std::int64_t kConvSide = 32;
 inline constexpr double kConvFlops =
     3.0 * 2.0 * kConvBatch * kConvChannels * kConvChannels * 9 * kConvSide * kConvSide;
 
+// W7: one training step of examples/train_char_gpt's model (nanoGPT's train_shakespeare_char on
+// a CPU): 4 pre-LayerNorm blocks, 4 heads, 128 channels, context 64, vocabulary 65, no biases,
+// tied embeddings, GELU (tanh); batch 12 of random tokens; cross-entropy, backward, gradient
+// clipping at 1, one AdamW step (decay 0.1 on matrices, β₂ 0.99).
+inline constexpr std::int64_t kGptBatch = 12;
+inline constexpr std::int64_t kGptContext = 64;
+inline constexpr std::int64_t kGptLayers = 4;
+inline constexpr std::int64_t kGptHeads = 4;
+inline constexpr std::int64_t kGptChannels = 128;
+inline constexpr std::int64_t kGptVocab = 65;
+// Multiply-adds ×2 of the step's matrix products: per block the q/k/v, output and two MLP
+// projections (24·N·E² for N = B·T positions) and attention's two products (4·B·T²·E), then the
+// output head (2·N·E·V); the backward pass costs twice the forward.
+inline constexpr double kGptFlops =
+    3.0 * (kGptLayers * (24.0 * kGptBatch * kGptContext * kGptChannels * kGptChannels +
+                         4.0 * kGptBatch * kGptContext * kGptContext * kGptChannels) +
+           2.0 * kGptBatch * kGptContext * kGptChannels * kGptVocab);
+
+// The attention row: scaled_dot_product_attention, causal, [B, H, T, D] = [12, 4, T, 32] for
+// T = 64 and 256, forward and backward.
+inline constexpr std::int64_t kAttentionBatch = 12;
+inline constexpr std::int64_t kAttentionHeads = 4;
+inline constexpr std::int64_t kAttentionDim = 32;
+
 }  // namespace tg::bench

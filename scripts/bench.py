@@ -20,6 +20,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# benchmarks/workloads.h's kGptFlops, in GFLOP.
+GPT_GFLOP = 3 * (4 * (24 * 12 * 64 * 128 * 128 + 4 * 12 * 64 * 64 * 128) + 2 * 12 * 64 * 128 * 65) / 1e9
 
 
 def run(cmd, **kw):
@@ -136,6 +138,15 @@ def main():
          "Conv2d_large_handwritten", "Conv2d_large_libtorch/threads:1/real_time", "—"),
         ("conv2d, default threads", "Conv2d_large_tapegrad/threads:0/real_time",
          "Conv2d_large_handwritten", "Conv2d_large_libtorch/threads:2/real_time", "—"),
+        ("W7 GPT training step (batch 12, context 64), 1 thread",
+         "W7_gpt_step_tapegrad/threads:1/real_time", None, "W7_gpt_step_libtorch/threads:1/real_time",
+         "≤ 0.77× libtorch"),
+        ("W7, default threads", "W7_gpt_step_tapegrad/threads:0/real_time", None,
+         "W7_gpt_step_libtorch/threads:2/real_time", "faster than 1 thread"),
+        ("causal attention [12,4,64,32] fwd+bwd", "Attention_tapegrad/T:64", None,
+         "Attention_libtorch/T:64", "—"),
+        ("causal attention [12,4,256,32] fwd+bwd", "Attention_tapegrad/T:256", None,
+         "Attention_libtorch/T:256", "—"),
     ]
     print("| workload | tapegrad | tapegrad / hand-written Eigen | tapegrad / libtorch | target |")
     print("| --- | --- | --- | --- | --- |")
@@ -157,6 +168,23 @@ def main():
     print(f"W6: {w6['allocs_per_step']:.0f} heap allocations per step after warm-up "
           f"(hand-written: {tapegrad['W6_cnn_step_handwritten']['allocs_per_step']:.0f}); peak "
           f"resident memory {w6['peak_rss_MiB']:.1f} MiB")
+    w7 = tapegrad["W7_gpt_step_tapegrad/threads:1/real_time"]
+    peak = tapegrad["W4_gemm_handwritten"]["GFLOPs"]
+    print(f"W7: {w7['GFLOPs']:.1f} GFLOP/s over the step's {GPT_GFLOP:.2f} GFLOP of matrix products; "
+          f"at the single-thread GEMM peak measured in this run (W4 hand-written, {peak:.1f} "
+          f"GFLOP/s) the products alone take {GPT_GFLOP / peak * 1e3:.1f} ms: the step is "
+          f"{w7['time_us'] / 1e3 / (GPT_GFLOP / peak * 1e3):.2f}× that; "
+          f"{w7['allocs_per_step']:.0f} heap allocations per step after warm-up; peak resident "
+          f"memory {w7['peak_rss_MiB']:.1f} MiB")
+    if args.torch:
+        pytorch = json.loads(run(["python3", "scripts/bench_gpt_pytorch.py"], stdout=subprocess.PIPE,
+                                 env={**os.environ, "PATH": "/usr/bin:" + os.environ["PATH"]})
+                             .stdout)
+        for threads, ours in (("1", "W7_gpt_step_tapegrad/threads:1/real_time"),
+                              ("2", "W7_gpt_step_tapegrad/threads:0/real_time")):
+            ms = pytorch["ms"][threads]
+            print(f"W7 PyTorch {pytorch['torch']} from Python, {threads} thread(s): {ms:.1f} ms per "
+                  f"step; tapegrad / PyTorch = {tapegrad[ours]['time_us'] / 1e3 / ms:.3f}×")
     print()
     threads_table(binary, args.rounds)
 
