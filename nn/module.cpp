@@ -2,13 +2,17 @@
 
 #include <cxxabi.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <ostream>
+#include <set>
 
 #include "nn/init.h"
+#include "ops/language.h"
 #include "ops/ops.h"
 
 namespace tg::nn {
@@ -134,12 +138,27 @@ std::vector<Tensor> tensors_of(const std::vector<std::pair<std::string, Tensor*>
 
 }  // namespace
 
+namespace {
+
+// The first slot of each distinct tensor: tied slots hold handles to one impl.
+std::vector<std::pair<std::string, Tensor*>> first_of_each_tensor(
+    const std::vector<std::pair<std::string, Tensor*>>& slots) {
+  std::set<const tg::detail::TensorImpl*> seen;
+  std::vector<std::pair<std::string, Tensor*>> distinct;
+  for (const auto& entry : slots) {
+    if (seen.insert(entry.second->impl().get()).second) distinct.push_back(entry);
+  }
+  return distinct;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
-  return values_of(named_slots(Slots::parameters));
+  return values_of(first_of_each_tensor(named_slots(Slots::parameters)));
 }
 
 std::vector<Tensor> Module::parameters() const {
-  return tensors_of(named_slots(Slots::parameters));
+  return tensors_of(first_of_each_tensor(named_slots(Slots::parameters)));
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
@@ -164,34 +183,44 @@ Module& Module::to(DType dtype) {
   if (!is_floating(dtype)) {
     fail("Module::to: expected a floating dtype (float32 or float64), got {}", dtype_name(dtype));
   }
+  // Tied slots must get the same converted tensor, or the tie breaks.
+  std::map<const tg::detail::TensorImpl*, Tensor> converted;
   for (const auto& [name, slot] : named_slots(Slots::state)) {
     if (!is_floating(slot->dtype()) || slot->dtype() == dtype) continue;
-    const bool trained = slot->requires_grad();
-    Tensor converted = slot->detach().to(dtype);
-    if (trained) converted.requires_grad(true);
-    *slot = converted;
+    auto [it, fresh] = converted.try_emplace(slot->impl().get());
+    if (fresh) {
+      it->second = slot->detach().to(dtype);
+      if (slot->requires_grad()) it->second.requires_grad(true);
+    }
+    *slot = it->second;
   }
   return *this;
 }
 
 Tensor functional_call(Module& module, const std::vector<Tensor>& parameters, const Tensor& input) {
   const std::vector<Tensor*> slots = module.parameter_slots();
-  if (slots.size() != parameters.size()) {
-    fail("functional_call: the module has {} parameters, {} were given", slots.size(),
+  // Each slot's position among the distinct parameters (tied slots share one).
+  std::map<const tg::detail::TensorImpl*, std::size_t> position;
+  std::vector<std::size_t> index_of;
+  for (Tensor* slot : slots) {
+    index_of.push_back(position.try_emplace(slot->impl().get(), position.size()).first->second);
+  }
+  if (position.size() != parameters.size()) {
+    fail("functional_call: the module has {} parameters, {} were given", position.size(),
          parameters.size());
   }
   for (std::size_t i = 0; i < slots.size(); ++i) {
-    if (!(slots[i]->shape() == parameters[i].shape()) ||
-        slots[i]->dtype() != parameters[i].dtype()) {
-      fail("functional_call: parameter {} is {} {}, the module's is {} {}", i,
-           dtype_name(parameters[i].dtype()), parameters[i].shape().str(),
-           dtype_name(slots[i]->dtype()), slots[i]->shape().str());
+    const Tensor& given = parameters[index_of[i]];
+    if (!(slots[i]->shape() == given.shape()) || slots[i]->dtype() != given.dtype()) {
+      fail("functional_call: parameter {} is {} {}, the module's is {} {}", index_of[i],
+           dtype_name(given.dtype()), given.shape().str(), dtype_name(slots[i]->dtype()),
+           slots[i]->shape().str());
     }
   }
   std::vector<Tensor> own;
   for (std::size_t i = 0; i < slots.size(); ++i) {
     own.push_back(*slots[i]);
-    *slots[i] = parameters[i];
+    *slots[i] = parameters[index_of[i]];
   }
   struct Restore {
     const std::vector<Tensor*>& slots;
@@ -283,44 +312,81 @@ std::string Linear::describe() const {
 }
 
 Embedding::Embedding(std::int64_t num_embeddings, std::int64_t dim, Generator& generator,
-                     DType dtype) {
+                     DType dtype, std::optional<std::int64_t> padding_idx) {
+  if (num_embeddings <= 0 || dim <= 0) {
+    fail("Embedding: expected positive sizes, got num_embeddings = {}, dim = {}", num_embeddings,
+         dim);
+  }
+  if (padding_idx) {
+    if (*padding_idx < -num_embeddings || *padding_idx >= num_embeddings) {
+      fail("Embedding({}, {}): padding_idx {} is outside [-{}, {})", num_embeddings, dim,
+           *padding_idx, num_embeddings, num_embeddings);
+    }
+    padding_idx_ = *padding_idx < 0 ? *padding_idx + num_embeddings : *padding_idx;
+  }
   Tensor table = empty({num_embeddings, dim}, dtype);
   init::normal_(table, generator);
+  if (padding_idx_) {
+    dispatch_floating(dtype, "Embedding", [&]<class T>() {
+      std::fill_n(table.data<T>() + *padding_idx_ * dim, dim, T(0));
+    });
+  }
   register_parameter("weight", weight, table);
 }
 
 Tensor Embedding::forward(const Tensor& indices) {
-  const Tensor rows = index_select(weight, 0, reshape(indices, {indices.numel()}));
-  Shape shape(indices.shape().dims());
-  shape.push_back(weight.shape()[1]);
-  return reshape(rows, shape);
+  return embedding(indices, weight, padding_idx_);
 }
 
 std::string Embedding::describe() const {
-  return fmt::format("Embedding({}, {})", weight.shape()[0], weight.shape()[1]);
+  std::string out = fmt::format("Embedding({}, {}", weight.shape()[0], weight.shape()[1]);
+  if (padding_idx_) out += fmt::format(", padding_idx={}", *padding_idx_);
+  return out + ")";
 }
 
 LayerNorm::LayerNorm(std::int64_t features, double eps, bool elementwise_affine, DType dtype)
-    : features_(features), eps_(eps) {
+    : LayerNorm(std::vector<std::int64_t>{features}, eps, elementwise_affine, true, dtype) {}
+
+LayerNorm::LayerNorm(std::vector<std::int64_t> normalized_shape, double eps,
+                     bool elementwise_affine, bool bias, DType dtype)
+    : normalized_shape_(std::move(normalized_shape)),
+      eps_(eps),
+      elementwise_affine_(elementwise_affine) {
+  if (normalized_shape_.empty() || std::any_of(normalized_shape_.begin(), normalized_shape_.end(),
+                                               [](std::int64_t d) { return d <= 0; })) {
+    fail("LayerNorm: expected a non-empty normalized_shape of positive sizes, got [{}]",
+         fmt::join(normalized_shape_, ", "));
+  }
   if (elementwise_affine) {
-    register_parameter("weight", weight, ones({features}, dtype));
-    register_parameter("bias", bias, zeros({features}, dtype));
+    register_parameter("weight", weight, ones(Shape(normalized_shape_), dtype));
+    if (bias) register_parameter("bias", this->bias, zeros(Shape(normalized_shape_), dtype));
   }
 }
 
 Tensor LayerNorm::forward(const Tensor& x) {
-  if (x.rank() == 0 || x.shape()[x.rank() - 1] != features_) {
-    fail("LayerNorm: expected an input of shape [..., {}], got {}", features_, x.shape().str());
+  const auto k = std::int64_t(normalized_shape_.size());
+  if (x.rank() < k ||
+      !std::equal(normalized_shape_.begin(), normalized_shape_.end(), x.shape().dims().end() - k)) {
+    fail("{}: expected an input of shape [..., {}], got {}", describe(),
+         fmt::join(normalized_shape_, ", "), x.shape().str());
   }
-  const Tensor centred = x - mean(x, -1, true);
-  const Tensor variance = mean(centred * centred, -1, true);
-  const Tensor normalised = centred / sqrt(variance + eps_);
-  return weight.defined() ? normalised * weight + bias : normalised;
+  return layer_norm(x, normalized_shape_, weight, bias, eps_);
 }
 
 std::string LayerNorm::describe() const {
-  return fmt::format("LayerNorm(({},), eps={:g}, elementwise_affine={})", features_, eps_,
-                     weight.defined() ? "True" : "False");
+  // Python's repr of a tuple: "(4,)" for one size, "(2, 3)" for more.
+  const std::string shape = normalized_shape_.size() == 1
+                                ? fmt::format("({},)", normalized_shape_[0])
+                                : fmt::format("({})", fmt::join(normalized_shape_, ", "));
+  return fmt::format("LayerNorm({}, eps={:g}, elementwise_affine={})", shape, eps_,
+                     elementwise_affine_ ? "True" : "False");
+}
+
+Tensor dropout(const Tensor& x, double p, Generator& generator) {
+  if (p == 0.0) return x;
+  std::vector<double> keep(std::size_t(x.numel()));
+  for (double& k : keep) k = generator.uniform() < p ? 0.0 : 1.0 / (1.0 - p);
+  return x * from_vector(keep, x.shape(), x.dtype());
 }
 
 Dropout::Dropout(double p, std::uint64_t seed) : p_(p), generator_(seed) {
@@ -328,14 +394,11 @@ Dropout::Dropout(double p, std::uint64_t seed) : p_(p), generator_(seed) {
 }
 
 Tensor Dropout::forward(const Tensor& input) {
-  if (!is_training() || p_ == 0.0) return input;
-  std::vector<double> keep(std::size_t(input.numel()));
-  for (double& k : keep) k = generator_.uniform() < p_ ? 0.0 : 1.0 / (1.0 - p_);
-  return input * from_vector(keep, input.shape(), input.dtype());
+  return is_training() ? dropout(input, p_, generator_) : input;
 }
 
 std::string Dropout::describe() const {
-  return fmt::format("Dropout(p={:g})", p_);
+  return fmt::format("Dropout(p={:g}, inplace=False)", p_);
 }
 
 Tensor activate(const Tensor& x, Activation kind) {

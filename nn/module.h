@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <typeinfo>
 #include <utility>
@@ -46,14 +47,17 @@ class Module {
   Tensor operator()(const Tensor& input) { return forward(input); }
 
   // This module's parameters, then its submodules', in registration order; names are dotted
-  // paths ("0.weight", "encoder.bias").
+  // paths ("0.weight", "encoder.bias"). A tensor held by two slots (tied weights:
+  // lm_head->weight = wte->weight) is one parameter, listed once under its first name, as
+  // PyTorch's remove_duplicate; tensors are the same when their handles share the impl.
   std::vector<Tensor> parameters() const;
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   // Buffers likewise: state that is saved and converted with the parameters but not trained.
   std::vector<Tensor> buffers() const;
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
   // PyTorch's state_dict names and order: each module's parameters, then its buffers, then its
-  // submodules'. What save() writes and load() reads.
+  // submodules'; a tied tensor under each of its names. What save() writes and load() reads
+  // (load copies into the storage, so tied slots stay one tensor).
   std::vector<std::pair<std::string, Tensor>> state_dict() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
     return children_;
@@ -69,7 +73,8 @@ class Module {
   // Converts every floating parameter and buffer of the tree to `dtype` (a floating one), as
   // PyTorch's module.to(dtype); int64 buffers stay. Unlike PyTorch, the converted tensors are new
   // leaves (without gradients) in the same slots: parameters() taken before, and so an optimizer
-  // built before, still hold the old ones. Converting to the current dtype changes nothing.
+  // built before, still hold the old ones. Converting to the current dtype changes nothing. Tied
+  // slots get one converted tensor.
   Module& to(DType dtype);
 
   // One line, e.g. "Linear(in_features=64, out_features=10, bias=true)"; by default the class
@@ -115,9 +120,9 @@ class Module {
   bool training_ = true;
 };
 
-// The module's forward with `parameters` (in named_parameters() order) in place of its own, as
-// torch.func.functional_call: gradients then flow to those tensors, which is how modules are
-// gradchecked with respect to their parameters.
+// The module's forward with `parameters` (in named_parameters() order, a tied parameter once and
+// put in each of its slots) in place of its own, as torch.func.functional_call: gradients then flow
+// to those tensors, which is how modules are gradchecked with respect to their parameters.
 Tensor functional_call(Module& module, const std::vector<Tensor>& parameters, const Tensor& input);
 
 // Prints the module tree as PyTorch does.
@@ -201,31 +206,46 @@ class Linear : public Module {
   std::int64_t out_features_;
 };
 
-// Rows of a [num_embeddings, dim] table for int64 indices of any shape; N(0, 1) initialisation.
+// Rows of a [num_embeddings, dim] table for int64 indices of any shape (tg::embedding);
+// N(0, 1) initialisation. With padding_idx (negative counts from the end, as PyTorch's) that row
+// starts at zeros and gets no gradient.
 class Embedding : public Module {
  public:
   Embedding(std::int64_t num_embeddings, std::int64_t dim,
-            Generator& generator = default_generator(), DType dtype = f32);
+            Generator& generator = default_generator(), DType dtype = f32,
+            std::optional<std::int64_t> padding_idx = std::nullopt);
   Tensor forward(const Tensor& indices) override;
   std::string describe() const override;
+  std::optional<std::int64_t> padding_idx() const { return padding_idx_; }
   Tensor weight;
+
+ private:
+  std::optional<std::int64_t> padding_idx_;  // in [0, num_embeddings)
 };
 
-// Normalises over the last dimension: (x − mean) / √(var + eps) · γ + β, with the biased
-// variance, as PyTorch.
+// tg::layer_norm over the last normalized_shape.size() dimensions: (x − mean) / √(var + eps) · γ
+// + β, the biased variance, as PyTorch. elementwise_affine adds γ (ones) and, unless bias is false
+// (PyTorch 2's flag, nanoGPT's LayerNorm without bias), β (zeros), both of normalized_shape.
 class LayerNorm : public Module {
  public:
   explicit LayerNorm(std::int64_t features, double eps = 1e-5, bool elementwise_affine = true,
                      DType dtype = f32);
+  explicit LayerNorm(std::vector<std::int64_t> normalized_shape, double eps = 1e-5,
+                     bool elementwise_affine = true, bool bias = true, DType dtype = f32);
   Tensor forward(const Tensor& input) override;
   std::string describe() const override;
   Tensor weight;
   Tensor bias;
 
  private:
-  std::int64_t features_;
+  std::vector<std::int64_t> normalized_shape_;
   double eps_;
+  bool elementwise_affine_;
 };
+
+// F.dropout in training: zeroes each element with probability p (0 <= p < 1) and scales the rest
+// by 1/(1 − p), drawing from `generator`; p = 0 returns x itself.
+Tensor dropout(const Tensor& x, double p, Generator& generator);
 
 // In training, zeroes each element with probability p and scales the rest by 1/(1 − p), from
 // its own seeded generator; in evaluation, the identity.

@@ -400,6 +400,32 @@ void Adagrad::step() {
   });
 }
 
+namespace detail {
+
+WeightDecaySplit split_for_weight_decay(const Module& module, bool exclude_embeddings) {
+  // How many slots hold each tensor, and how many of those are Embedding weights: a tensor all
+  // of whose slots are is an embedding table only.
+  std::map<const tg::detail::TensorImpl*, int> slots;
+  std::map<const tg::detail::TensorImpl*, int> embedding_slots;
+  for (const auto& [name, t] : module.state_dict()) ++slots[t.impl().get()];
+  const std::function<void(const Module&)> visit = [&](const Module& m) {
+    if (const auto* embedding = dynamic_cast<const Embedding*>(&m)) {
+      ++embedding_slots[embedding->weight.impl().get()];
+    }
+    for (const auto& [name, child] : m.children()) visit(*child);
+  };
+  visit(module);
+  WeightDecaySplit split;
+  for (const Tensor& p : module.parameters()) {
+    const bool embedding_only =
+        exclude_embeddings && embedding_slots[p.impl().get()] == slots[p.impl().get()];
+    (p.rank() >= 2 && !embedding_only ? split.decayed : split.not_decayed).push_back(p);
+  }
+  return split;
+}
+
+}  // namespace detail
+
 double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, double norm_type,
                       bool error_if_nonfinite) {
   if (!(max_norm >= 0)) fail("clip_grad_norm: expected max_norm ≥ 0, got {}", max_norm);

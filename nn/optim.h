@@ -266,6 +266,35 @@ class Adagrad : public GroupedOptimizer<AdagradOptions> {
   std::vector<State> state_;
 };
 
+class Module;
+
+namespace detail {
+struct WeightDecaySplit {
+  std::vector<Tensor> decayed;
+  std::vector<Tensor> not_decayed;
+};
+WeightDecaySplit split_for_weight_decay(const Module& module, bool exclude_embeddings);
+}  // namespace detail
+
+// nanoGPT's configure_optimizers groups: group 0 the module's parameters of rank ≥ 2 (matrices)
+// with `decayed`, group 1 the rest (biases, norm weights) with the same options but weight_decay
+// 0, each in parameters() order (a tied tensor once). With exclude_embeddings (the default, as
+// "decay weights but not biases, norms and embeddings") a tensor held only by Embedding modules
+// goes to group 1 too; a tied one that is also another module's weight (GPT's wte/lm_head) stays
+// decayed, as the output projection it also is (nanoGPT, which excludes no embedding, decays it
+// as well). A group may be empty.
+template <class Options>
+std::vector<ParamGroup<Options>> weight_decay_groups(const Module& module, Options decayed,
+                                                     bool exclude_embeddings = true) {
+  detail::WeightDecaySplit split = detail::split_for_weight_decay(module, exclude_embeddings);
+  Options undecayed = decayed;
+  undecayed.weight_decay = 0.0;
+  std::vector<ParamGroup<Options>> groups;
+  groups.push_back({.params = std::move(split.decayed), .options = decayed});
+  groups.push_back({.params = std::move(split.not_decayed), .options = undecayed});
+  return groups;
+}
+
 // torch.nn.utils.clip_grad_norm_: the norm of order norm_type (> 0, or INFINITY for the largest
 // |gradient|) of all gradients together, as if concatenated; every gradient is then multiplied
 // by min(1, max_norm / (norm + 1e-6)), always (so a norm equal to max_norm still shrinks by the

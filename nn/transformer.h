@@ -29,9 +29,23 @@ struct AttentionOutput {
   Tensor weights;  // undefined unless need_weights
 };
 
-// torch.nn.MultiheadAttention (embed_dim = kdim = vdim): in_proj_weight [3E, E] xavier_uniform,
-// in_proj_bias [3E] zeros, out_proj (a Linear E -> E, bias zeroed). Inputs [L, N, E], or
-// [N, L, E] when batch_first, or unbatched [L, E].
+// The Linear PyTorch's MultiheadAttention uses as out_proj: a Linear that prints under its name.
+class NonDynamicallyQuantizableLinear : public Linear {
+ public:
+  using Linear::Linear;
+  std::string describe() const override { return "NonDynamicallyQuantizable" + Linear::describe(); }
+};
+
+// torch.nn.MultiheadAttention as PyTorch 1.13 (embed_dim = kdim = vdim): in_proj_weight [3E, E]
+// xavier_uniform, in_proj_bias [3E] zeros, out_proj (a Linear E -> E, bias zeroed). Inputs
+// [L, N, E], or [N, L, E] when batch_first, or unbatched [L, E] (then key_padding_mask is [S] and
+// a 3-D attn_mask [num_heads, L, S]). Output as the query; weights [N, L, S] averaged over heads
+// or [N, num_heads, L, S] (unbatched without N). Dropout acts on the attention weights in
+// training only. is_causal masks key j > i (the causal mask itself, not PyTorch 2's hint: an
+// error together with attn_mask). Without need_weights one scaled_dot_product_attention call;
+// with it the weights are formed explicitly. A query whose every key is masked gets output 0
+// (scaled_dot_product_attention's rule; PyTorch 1.13 gives NaN). A floating key_padding_mask is
+// added, also together with a floating attn_mask (PyTorch 1.13 refuses that pair).
 class MultiheadAttention : public Module {
  public:
   MultiheadAttention(std::int64_t embed_dim, std::int64_t num_heads, double dropout = 0.0,
@@ -47,6 +61,8 @@ class MultiheadAttention : public Module {
   ModuleHolder<Linear> out_proj{nullptr};
 
  private:
+  // "MultiheadAttention(embed_dim=E, num_heads=H)": what errors are headed by.
+  std::string name() const;
   std::int64_t embed_dim_;
   std::int64_t num_heads_;
   double dropout_;
@@ -112,6 +128,7 @@ class CausalSelfAttention : public Module {
   ModuleHolder<Dropout> resid_dropout{nullptr};
 
  private:
+  std::int64_t n_embd_;
   std::int64_t n_head_;
   double dropout_;
   Generator attention_generator_;
@@ -139,16 +156,20 @@ class GPTBlock : public Module {
 };
 
 // nanoGPT's GPT: token (wte) and learned position (wpe) embeddings, dropout, n_layer blocks
-// (h.0, h.1, ...), ln_f, and lm_head whose weight IS wte's (weight tying: one parameter, listed
-// once by parameters(), its gradient the sum of both uses; state_dict has both names, as
-// PyTorch's). Initialisation as nanoGPT: N(0, 0.02) weights, zero biases, c_proj weights
-// N(0, 0.02/√(2·n_layer)). Input int64 [B, T] with T ≤ block_size -> logits [B, T, vocab].
+// (h.0, h.1, ...), ln_f, all in the ModuleDict `transformer` (so the state_dict names are
+// nanoGPT's: transformer.wte.weight, transformer.h.0.attn.c_attn.weight, ..., lm_head.weight),
+// and lm_head whose weight IS wte's (weight tying: one parameter, listed once by parameters() as
+// transformer.wte.weight, its gradient the sum of both uses; state_dict has both names, as
+// PyTorch's). Initialisation as nanoGPT: N(0, 0.02) Linear and Embedding weights, zero biases,
+// c_proj weights N(0, 0.02/√(2·n_layer)). Input int64 [B, T] with T ≤ block_size -> logits
+// [B, T, vocab] (every position, also in generate).
 class GPT : public Module {
  public:
   explicit GPT(const GPTConfig& config, Generator& generator = default_generator(),
                DType dtype = f32);
   Tensor forward(const Tensor& idx) override;
-  // Mean cross-entropy of the logits against int64 targets [B, T].
+  // Mean cross-entropy of the logits [B, T, V] reshaped to [B·T, V] against int64 targets [B, T];
+  // a target of −1 is ignored, as nanoGPT's.
   Tensor loss(const Tensor& logits, const Tensor& targets) const;
   // Appends max_new_tokens tokens to idx [B, T], each drawn from the last position's softmax of
   // logits/temperature, restricted to the top_k (0 = all) most likely; the context is cropped to
@@ -156,6 +177,7 @@ class GPT : public Module {
   Tensor generate(const Tensor& idx, std::int64_t max_new_tokens, Generator& generator,
                   double temperature = 1.0, std::int64_t top_k = 0);
   const GPTConfig& config() const { return config_; }
+  ModuleHolder<ModuleDict> transformer{nullptr};
   ModuleHolder<Embedding> wte{nullptr};
   ModuleHolder<Embedding> wpe{nullptr};
   ModuleHolder<Dropout> drop{nullptr};
