@@ -15,13 +15,15 @@ configure: deps
 
 demo: configure
 	cmake --build $(BUILD) -j $(JOBS) --target softmax_jacobian custom_op backprop_walkthrough \
-	  train_digits train_digits_cnn sequence_prediction
+	  train_digits train_digits_cnn sequence_prediction train_char_gpt
 	./$(BUILD)/examples/softmax_jacobian
 	./$(BUILD)/examples/custom_op
 	./$(BUILD)/examples/backprop_walkthrough $(BUILD)/backprop_walkthrough_out
 	./$(BUILD)/examples/train_digits --out-dir $(BUILD)/train_digits_out
 	./$(BUILD)/examples/train_digits_cnn --out-dir $(BUILD)/train_digits_cnn_out
 	./$(BUILD)/examples/sequence_prediction
+	./$(BUILD)/examples/train_char_gpt --steps 300 --warmup 30 --eval-interval 100 \
+	  --sample-interval 300 --out-dir $(BUILD)/train_char_gpt_out
 
 test: configure
 	cmake --build $(BUILD) -j $(JOBS)
