@@ -22,10 +22,8 @@ void W7_gpt_step_tapegrad(benchmark::State& state) {
              .n_embd = kGptChannels,
              .bias = false},
             init);
-  std::vector<tg::Tensor> decayed, other;
-  for (const tg::Tensor& p : model.parameters()) (p.rank() >= 2 ? decayed : other).push_back(p);
-  AdamW adamw({{.params = decayed, .options = AdamWOptions{.beta2 = 0.99, .weight_decay = 0.1}},
-               {.params = other, .options = AdamWOptions{.beta2 = 0.99, .weight_decay = 0.0}}});
+  AdamW adamw(weight_decay_groups(model, AdamWOptions{.beta2 = 0.99, .weight_decay = 0.1},
+                                  /*exclude_embeddings=*/false));
   tg::Generator data(8);
   const tg::Tensor x = tg::randint(0, kGptVocab, {kGptBatch, kGptContext}, data);
   const tg::Tensor y = tg::randint(0, kGptVocab, {kGptBatch, kGptContext}, data);

@@ -155,18 +155,6 @@ std::string sample(tg::nn::GPT& model, const Corpus& corpus, const Options& o, s
   return corpus.decode(tokens);
 }
 
-// nanoGPT's decay rule: every parameter of rank ≥ 2 (matrices and embeddings) decays, biases and
-// norm weights do not.
-std::vector<tg::nn::ParamGroup<tg::nn::AdamWOptions>> parameter_groups(const tg::nn::GPT& model,
-                                                                       const Options& o) {
-  std::vector<tg::Tensor> decayed, other;
-  for (const tg::Tensor& p : model.parameters()) (p.rank() >= 2 ? decayed : other).push_back(p);
-  const tg::nn::AdamWOptions base{.lr = o.lr, .beta2 = o.beta2, .weight_decay = o.weight_decay};
-  tg::nn::AdamWOptions no_decay = base;
-  no_decay.weight_decay = 0;
-  return {{.params = decayed, .options = base}, {.params = other, .options = no_decay}};
-}
-
 // nanoGPT's get_lr: linear warm-up to lr over `warmup` steps, then a half cosine down to min_lr
 // at the last step.
 double learning_rate(std::int64_t step, const Options& o) {
@@ -279,6 +267,7 @@ int main(int argc, char** argv) {
   app.add_option("--eval-batches", o.eval_batches, "batches per loss estimate")
       ->check(CLI::PositiveNumber);
   app.add_option("--sample-interval", o.sample_interval, "steps between samples (0: none)");
+  app.add_option("--sample-length", o.sample_length, "characters per sample");
   app.add_option("--checkpoint-interval", o.checkpoint_interval, "steps between checkpoints");
   app.add_option("--temperature", o.temperature, "sampling temperature")
       ->check(CLI::PositiveNumber);
@@ -298,7 +287,10 @@ int main(int argc, char** argv) {
   for (const tg::Tensor& p : model.parameters()) parameters += p.numel();
   fmt::print("GPT: {} layers, {} heads, {} channels, context {}: {} parameters\n", o.model.n_layer,
              o.model.n_head, o.model.n_embd, o.model.block_size, parameters);
-  tg::nn::AdamW optimizer(parameter_groups(model, o));
+  // nanoGPT's groups: every matrix decays, embeddings included; biases and norm weights do not.
+  tg::nn::AdamW optimizer(tg::nn::weight_decay_groups(
+      model, tg::nn::AdamWOptions{.lr = o.lr, .beta2 = o.beta2, .weight_decay = o.weight_decay},
+      /*exclude_embeddings=*/false));
   std::int64_t step = 0;
   if (!o.resume.empty()) {
     step = load_checkpoint(o.resume, model, optimizer);
@@ -315,8 +307,10 @@ int main(int argc, char** argv) {
         {step, estimate_loss(model, corpus.train, o), estimate_loss(model, corpus.val, o)});
     if (terminal) fmt::print("\r\033[K");
     fmt::print("step {:>5}: train loss {:.4f}, val loss {:.4f}, lr {:.2e}, {:.1f} ms/step\n", step,
-               log.back().train_loss, log.back().val_loss, optimizer.lr(),
+               log.back().train_loss, log.back().val_loss,
+               learning_rate(std::max<std::int64_t>(step - 1, 0), o),
                step == 0 ? 0.0 : 1000 * seconds / double(step));
+    std::fflush(stdout);  // a line at a time when piped, e.g. into tee
   };
   report();
   const std::int64_t last = o.stop_at > 0 ? std::min(o.stop_at, o.steps) : o.steps;
