@@ -7,11 +7,12 @@
 //   dv = Pᵀ·g      dP = g·vᵀ      dZ = P ⊙ (dP − rowsum(g ⊙ O))      dq = dZ·k·scale
 //   dk = dZᵀ·q·scale
 //
-// (rowsum(g ⊙ O) = ⟨dP, P⟩ row by row, since O = P·v.) The forward keeps only the row log-sum-exp
-// (L doubles per head, whatever the dtype: float32 scores of ~1e4 leave no room for it in float32)
-// and the output; the backward recomputes P one head at a time from q, k and the log-sum-exp, so
-// at most one L×S block per head in flight is ever held. Heads split over threads above a work
-// threshold, each head computed whole by one thread: results do not depend on the thread count.
+// (rowsum(g ⊙ O) = ⟨dP, P⟩ row by row, since O = P·v.) The forward keeps only each row's maximum
+// and Σ exp(z − max) (2·L doubles per head; a float32 log-sum-exp of scores ~1e4 would be 1e-3
+// off) and the output; the backward remakes P, exactly as the forward had it, one head at a time
+// from q, k and those, so at most one L×S block per head in flight is ever held. Heads split over
+// threads above a work threshold, each head computed whole by one thread: results do not depend on
+// the thread count.
 //
 // Under create_graph the rule is the same formula written with tapegrad's differentiable ops, P
 // recomputed by the composition (attention_weights), so every order of derivative works. The
@@ -183,14 +184,15 @@ Tensor attention_forward(ForwardContext& ctx, const AttentionAttrs& a) {
     const Heads<T> heads(q, k, v, mask, a);
     const Dims& d = heads.d;
     Tensor out = zeros(out_shape, q.dtype());
-    Tensor lse = empty(Shape{out_shape.numel() == 0 ? 0 : d.heads * d.l}, f64);
+    // Per query: the row maximum and Σ exp(z − max), what P is remade from in backward.
+    Tensor stats = empty(Shape{out_shape.numel() == 0 ? 0 : d.heads * d.l, 2}, f64);
     if (out_shape.numel() == 0) {  // nothing to compute (and the heads may number 2^40)
-      ctx.save(lse, Residual::constant);
+      ctx.save(stats, Residual::constant);
       return out;
     }
     const std::int64_t block = block_size(d);
     T* po = out.data<T>();
-    double* plse = lse.data<double>();
+    double* pstats = stats.data<double>();
     detail::parallel_for(
         d.heads, heads.work(),
         [&](std::int64_t h) {
@@ -200,20 +202,21 @@ Tensor attention_forward(ForwardContext& ctx, const AttentionAttrs& a) {
             auto row = z.row(i).array();
             const T m = d.s == 0 ? -std::numeric_limits<T>::infinity()
                                  : row.template maxCoeff<Eigen::PropagateNaN>();
+            double* row_stats = pstats + 2 * (h * d.l + i);
+            row_stats[0] = double(m);
             if (m == -std::numeric_limits<T>::infinity()) {  // every key masked: P = 0
               row.setZero();
-              plse[h * d.l + i] = -std::numeric_limits<double>::infinity();
+              row_stats[1] = 0;
               continue;
             }
             row = (row - m).exp();
-            const double total = row.template cast<double>().sum();
-            row /= T(total);
-            plse[h * d.l + i] = double(m) + std::log(total);
+            row_stats[1] = row.template cast<double>().sum();
+            row /= T(row_stats[1]);
           }
           MatrixMap<T>(po + h * d.l * d.ev, d.l, d.ev).noalias() = z * heads.v_of(h);
         },
         kParallelMultiplyAdds);
-    ctx.save(lse, Residual::constant);
+    ctx.save(stats, Residual::constant);
     return out;
   });
 }
@@ -234,7 +237,7 @@ void fused_backward(BackwardContext& ctx, const AttentionAttrs& a) {
       const std::int64_t block = block_size(d);
       const T* pg = ctx.grad_output().data<T>();
       const T* po = ctx.output().data<T>();
-      const double* plse = ctx.saved(0).data<double>();
+      const double* pstats = ctx.saved(0).data<double>();
       T* pdq = want_q ? dq.data<T>() : nullptr;
       T* pdk = want_k ? dk.data<T>() : nullptr;
       T* pdv = want_v ? dv.data<T>() : nullptr;
@@ -244,13 +247,13 @@ void fused_backward(BackwardContext& ctx, const AttentionAttrs& a) {
           [&](std::int64_t h) {
             MatrixMap<T> p(scratch<T>(block, 0), d.l, d.s);
             heads.scores(h, p);
-            for (std::int64_t i = 0; i < d.l; ++i) {
-              const double lse = plse[h * d.l + i];
-              T* row = p.data() + i * d.s;
-              for (std::int64_t j = 0; j < d.s; ++j) {
-                row[j] = lse == -std::numeric_limits<double>::infinity()
-                             ? T(0)
-                             : T(std::exp(double(row[j]) - lse));
+            for (std::int64_t i = 0; i < d.l; ++i) {  // P as the forward made it
+              const double* row_stats = pstats + 2 * (h * d.l + i);
+              auto row = p.row(i).array();
+              if (row_stats[0] == -std::numeric_limits<double>::infinity()) {
+                row.setZero();
+              } else {
+                row = (row - T(row_stats[0])).exp() / T(row_stats[1]);
               }
             }
             const ConstMatrixMap<T> g(pg + h * d.l * d.ev, d.l, d.ev);
