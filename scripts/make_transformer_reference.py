@@ -20,9 +20,7 @@ Run by hand with Debian's python3-torch: /usr/bin/python3 scripts/make_transform
 """
 import math
 import os
-import random
 import sys
-import zlib
 
 import torch
 import torch.nn as nn
@@ -30,20 +28,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_reference as ref  # noqa: E402
+from make_reference import rng_for, uniform  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-def rng_for(*parts):
-    return random.Random(zlib.crc32("/".join(parts).encode()))
-
-
-def uniform(rng, shape, low=-1.0, high=1.0):
-    n = 1
-    for d in shape:
-        n *= d
-    return torch.tensor([float(f"{rng.uniform(low, high):.6g}") for _ in range(n)],
-                        dtype=torch.float64).reshape(shape)
 
 
 def tensor_record(t, dtype_name):

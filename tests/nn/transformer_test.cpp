@@ -560,6 +560,13 @@ TEST(Embedding, PaddingRowStartsAtZeroAndPrintsAsPyTorch) {
   const std::vector<double> w = embedding.weight.to_vector();
   EXPECT_EQ(std::vector<double>(w.begin() + 12, w.end()), std::vector<double>(3, 0.0));
   EXPECT_NE(w[0], 0.0);
+  // The padding row reads as zeros and gets no gradient; the others sum their uses.
+  const Tensor y = embedding(int64_tensor({4, 1, 4, 1}, Shape({2, 2})));
+  EXPECT_EQ(y.shape(), Shape({2, 2, 3}));
+  y.backward(ones_like(y));
+  const std::vector<double> g = embedding.weight.grad().to_vector();
+  EXPECT_EQ(std::vector<double>(g.begin() + 3, g.begin() + 6), std::vector<double>(3, 2.0));
+  EXPECT_EQ(std::vector<double>(g.begin() + 12, g.end()), std::vector<double>(3, 0.0));
   expect_error_containing([&] { Embedding e(5, 3, gen, f64, 5); },
                           "Embedding(5, 3): padding_idx 5 is outside [-5, 5)");
 }
