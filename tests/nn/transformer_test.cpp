@@ -597,6 +597,16 @@ TEST(WeightDecayGroups, ExcludingEmbeddingsIsAnOption) {
   const auto nanogpt = weight_decay_groups(model, AdamWOptions{.weight_decay = 0.1}, false);
   EXPECT_EQ(nanogpt[0].params.size(), groups[0].params.size() + 1);
   EXPECT_EQ(nanogpt[0].params.size() + nanogpt[1].params.size(), model.parameters().size());
+  // A module without biases or norms leaves group 1 empty, which an optimizer accepts.
+  Linear linear(3, 2, false, gen, f64);
+  const auto only_matrices = weight_decay_groups(linear, AdamWOptions{.weight_decay = 0.5});
+  EXPECT_TRUE(only_matrices[1].params.empty());
+  AdamW optimizer(only_matrices);
+  const std::vector<double> before = linear.weight.to_vector();
+  (sum(linear(ones({1, 3}, f64))) * 0.0).backward();
+  optimizer.step();
+  // A zero gradient leaves only the decoupled decay: p(1 − lr·λ).
+  EXPECT_DOUBLE_EQ(linear.weight.to_vector()[0], before[0] * (1 - 1e-3 * 0.5));
 }
 
 TEST(GPT, GenerateAppendsTokensGreedilyWithTopK1) {
