@@ -1,6 +1,6 @@
 // The language-model ops around attention.
 //
-//   tril, triu   y = x where j − i is within the band, else 0      dx = the same mask on g
+//   tril, triu   y = x where j − i is within the band, else 0      dx = tril(g), triu(g)
 //   embedding    y[.., :] = w[idx[..], :]                          dw = index_add of g's rows
 //   layer_norm   see ops/language.h
 //   topk         y = x at the k chosen positions (gather)          dx = scatter_add(0, idx, g)
@@ -36,19 +36,45 @@
 namespace tg {
 namespace {
 
-// Where j − i lies within the band for a [rows, cols] matrix (nothing built for an empty one,
-// which may be 2^40 rows of nothing).
-Tensor band_mask(std::int64_t rows, std::int64_t cols, std::int64_t diagonal, bool lower) {
-  Tensor keep = empty(Shape(std::array{rows, cols}), b8);
-  bool* pk = keep.data<bool>();
-  // A diagonal past either corner acts as the corner's: i + diagonal cannot overflow.
-  const std::int64_t band = std::clamp(diagonal, -rows - 1, cols + 1);
-  for (std::int64_t i = 0; i < rows && cols > 0; ++i) {
-    const std::int64_t edge = i + band;
-    for (std::int64_t j = 0; j < cols; ++j) pk[i * cols + j] = lower ? j <= edge : j >= edge;
-  }
-  return keep;
+struct TriangleAttrs {
+  std::int64_t diagonal;
+  bool lower;
+};
+
+// x with the entries outside the band of its last two dimensions set to 0 (false), any dtype.
+Tensor triangle_forward(ForwardContext& ctx, const TriangleAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const std::int64_t rows = x.shape()[x.rank() - 2], cols = x.shape()[x.rank() - 1];
+  return dispatch_all(x.dtype(), [&]<class T>() {
+    Tensor y = x.copy();
+    if (y.numel() == 0) return y;  // perhaps 2^40 empty matrices: nothing walked
+    T* py = y.data<T>();
+    // A diagonal past either corner acts as the corner's: i + band cannot overflow.
+    const std::int64_t band = std::clamp(a.diagonal, -rows - 1, cols + 1);
+    for (std::int64_t m = 0; m < y.numel() / (rows * cols); ++m) {
+      for (std::int64_t i = 0; i < rows; ++i) {
+        T* row = py + (m * rows + i) * cols;
+        // Kept: j ≤ i + band (lower), j ≥ i + band (upper).
+        const std::int64_t edge = std::clamp(i + band + (a.lower ? 1 : 0), std::int64_t(0), cols);
+        if (a.lower) {
+          std::fill(row + edge, row + cols, T(0));
+        } else {
+          std::fill(row, row + edge, T(0));
+        }
+      }
+    }
+    return y;
+  });
 }
+
+// The same mask on g: the op itself, so the rule is differentiable.
+void triangle_backward(BackwardContext& ctx, const TriangleAttrs& a) {
+  ctx.set_grad(0,
+               a.lower ? tril(ctx.grad_output(), a.diagonal) : triu(ctx.grad_output(), a.diagonal));
+}
+
+const Op<TriangleAttrs> kTril{"tril", "dx = tril(g)", triangle_forward, triangle_backward};
+const Op<TriangleAttrs> kTriu{"triu", "dx = triu(g)", triangle_forward, triangle_backward};
 
 Tensor triangle(const Tensor& x, std::int64_t diagonal, bool lower, const char* op,
                 SourceLocation location) {
@@ -56,10 +82,7 @@ Tensor triangle(const Tensor& x, std::int64_t diagonal, bool lower, const char* 
   if (x.rank() < 2) {
     detail::fail_at(op, location, "expected a tensor of rank >= 2, got shape {}", x.shape().str());
   }
-  const Tensor keep = band_mask(x.shape()[x.rank() - 2], x.shape()[x.rank() - 1], diagonal, lower);
-  return detail::composite(op, location, [&] {
-    return x.dtype() == DType::b8 ? logical_and(x, keep, location) : where(keep, x, 0.0, location);
-  });
+  return (lower ? kTril : kTriu)({diagonal, lower}, location, x);
 }
 
 struct EmbeddingAttrs {
@@ -190,31 +213,24 @@ Tensor layer_norm_forward(ForwardContext& ctx, const LayerNormAttrs& a) {
     double* pm = mean.data<double>();
     double* pr = inverse_std.data<double>();
     detail::parallel_for(rows, x.numel(), [&](std::int64_t r) {
-      const T* row = px + r * d;
-      double total = 0;
-      for (std::int64_t j = 0; j < d; ++j) total += double(row[j]);
+      // The row widened once: Eigen's sums over a double array run vectorised, several
+      // independent accumulators (over the float cast, one scalar chain).
+      const detail::Vector<double> xs =
+          Eigen::Map<const detail::Vector<T>>(px + r * d, d).template cast<double>();
       // The corrected two-pass algorithm: the centred sum Σ(x − μ₀) moves the mean by its
       // rounding (of order |x|·2⁻⁵³, large beside the spread under a large offset) and takes
       // its share out of the squares.
-      const double first = total / double(d);
-      double shift = 0, squares = 0;
-      for (std::int64_t j = 0; j < d; ++j) {
-        const double c = double(row[j]) - first;
-        shift += c;
-        squares += c * c;
-      }
+      const double first = xs.sum() / double(d);
+      const double shift = (xs - first).sum();
       const double mu = first + shift / double(d);
-      squares -= shift * shift / double(d);
+      const double squares = (xs - first).square().sum() - shift * shift / double(d);
       const double rstd = 1.0 / std::sqrt(squares / double(d) + a.eps);
       pm[r] = mu;
       pr[r] = rstd;
-      T* out = py + r * d;
-      for (std::int64_t j = 0; j < d; ++j) {
-        T v = T((double(row[j]) - mu) * rstd);
-        if (pw) v *= pw[j];
-        if (pb) v += pb[j];
-        out[j] = v;
-      }
+      Eigen::Map<detail::Vector<T>> out(py + r * d, d);
+      out = ((xs - mu) * rstd).template cast<T>();
+      if (pw) out *= Eigen::Map<const detail::Vector<T>>(pw, d);
+      if (pb) out += Eigen::Map<const detail::Vector<T>>(pb, d);
     });
     ctx.save(mean, Residual::constant);
     ctx.save(inverse_std, Residual::constant);
@@ -241,38 +257,35 @@ void layer_norm_fused_backward(BackwardContext& ctx, const LayerNormAttrs& a) {
       Tensor dx = empty(x.shape(), x.dtype());
       T* pdx = dx.data<T>();
       detail::parallel_for(rows, 2 * x.numel(), [&](std::int64_t r) {
-        const T* xr = px + r * d;
-        const T* gr = pg + r * d;
-        const double mu = pm[r], rstd = pr[r];
-        double sum_g = 0, sum_gx = 0;
-        for (std::int64_t j = 0; j < d; ++j) {
-          const double gh = pw ? double(gr[j]) * double(pw[j]) : double(gr[j]);
-          sum_g += gh;
-          sum_gx += gh * ((double(xr[j]) - mu) * rstd);
-        }
-        const double mean_g = sum_g / double(d), mean_gx = sum_gx / double(d);
-        T* out = pdx + r * d;
-        for (std::int64_t j = 0; j < d; ++j) {
-          const double gh = pw ? double(gr[j]) * double(pw[j]) : double(gr[j]);
-          const double xhat = (double(xr[j]) - mu) * rstd;
-          out[j] = T(rstd * (gh - mean_g - xhat * mean_gx));
-        }
+        const detail::Vector<double> xhat =
+            (Eigen::Map<const detail::Vector<T>>(px + r * d, d).template cast<double>() - pm[r]) *
+            pr[r];
+        detail::Vector<double> gh =
+            Eigen::Map<const detail::Vector<T>>(pg + r * d, d).template cast<double>();
+        if (pw) gh *= Eigen::Map<const detail::Vector<T>>(pw, d).template cast<double>();
+        const double mean_g = gh.mean(), mean_gx = (gh * xhat).mean();
+        Eigen::Map<detail::Vector<T>>(pdx + r * d, d) =
+            (pr[r] * (gh - mean_g - xhat * mean_gx)).template cast<T>();
       });
       ctx.set_grad(0, dx);
     }
     if (!want_w && !want_b) return 0;
-    std::vector<double> dw(std::size_t(want_w ? d : 0)), db(std::size_t(want_b ? d : 0));
+    detail::Vector<double> dw = detail::Vector<double>::Zero(d), db = dw;
     for (std::int64_t r = 0; r < rows; ++r) {
-      const T* xr = px + r * d;
-      const T* gr = pg + r * d;
-      const double mu = pm[r], rstd = pr[r];
-      for (std::int64_t j = 0; j < d && want_w; ++j) {
-        dw[std::size_t(j)] += double(gr[j]) * ((double(xr[j]) - mu) * rstd);
+      const auto gs = Eigen::Map<const detail::Vector<T>>(pg + r * d, d).template cast<double>();
+      if (want_w) {
+        dw +=
+            gs *
+            ((Eigen::Map<const detail::Vector<T>>(px + r * d, d).template cast<double>() - pm[r]) *
+             pr[r]);
       }
-      for (std::int64_t j = 0; j < d && want_b; ++j) db[std::size_t(j)] += double(gr[j]);
+      if (want_b) db += gs;
     }
-    if (want_w) ctx.set_grad(w_index, from_vector(dw, ctx.input(w_index).shape(), x.dtype()));
-    if (want_b) ctx.set_grad(b_index, from_vector(db, ctx.input(b_index).shape(), x.dtype()));
+    const auto as_tensor = [&](const detail::Vector<double>& v, std::size_t i) {
+      return from_vector(std::vector<double>(v.begin(), v.end()), ctx.input(i).shape(), x.dtype());
+    };
+    if (want_w) ctx.set_grad(w_index, as_tensor(dw, w_index));
+    if (want_b) ctx.set_grad(b_index, as_tensor(db, b_index));
     return 0;
   });
 }
@@ -649,8 +662,8 @@ void register_language_ops(OpRegistry& registry) {
                 [](const auto& in) { return topk(in[0], 2).values; },
                 spread({3, 5}, 601),
                 {}});
-  registry.add({"topk(k=3, axis=0, smallest, unsorted)",
-                [](const auto& in) { return topk(in[0], 3, 0, false, false).values; },
+  registry.add({"topk(k=3, axis=0, smallest)",
+                [](const auto& in) { return topk(in[0], 3, 0, false).values; },
                 spread({4, 2, 3}, 603),
                 {}});
 }
