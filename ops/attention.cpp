@@ -157,10 +157,13 @@ struct Heads {
 };
 
 // This thread's scratch of at least n values (kept between calls: no allocation per head).
+// Aligned as Eigen aligns its own: where a row starts decides which of its values Eigen's
+// vectorised exp computes in packets and which one by one, and so the last bit of P, which must
+// not depend on the thread that ran the head.
 template <class T>
 T* scratch(std::int64_t n, int which) {
-  thread_local std::array<std::vector<T>, 2> buffers;
-  std::vector<T>& b = buffers[std::size_t(which)];
+  thread_local std::array<std::vector<T, Eigen::aligned_allocator<T>>, 2> buffers;
+  std::vector<T, Eigen::aligned_allocator<T>>& b = buffers[std::size_t(which)];
   if (std::int64_t(b.size()) < n) b.resize(std::size_t(n));
   return b.data();
 }
@@ -282,10 +285,12 @@ void fused_backward(BackwardContext& ctx, const AttentionAttrs& a) {
 }
 
 // P: the masked softmax of the scaled scores, 0 in a row whose every key is masked (PyTorch ≥
-// 2.5's _safe_softmax: such a row is softmaxed as zeros, then zeroed, so that neither the value
-// nor the gradient sees the NaN of a softmax over −inf alone).
+// 2.5's _safe_softmax: such a row is softmaxed as zeros, then zeroed by a constant 0/1 factor, so
+// that neither the value nor the gradient sees the NaN of a softmax over −inf alone). With
+// dropout_p > 0, the generator's drop mask joins that constant factor (one recorded product).
 Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask, bool is_causal,
-                         double scale, SourceLocation location) {
+                         double scale, SourceLocation location, double dropout_p = 0,
+                         Generator* generator = nullptr) {
   const double minus_inf = -std::numeric_limits<double>::infinity();
   Tensor scores = matmul(q, transpose(k, -2, -1, location), location) * scale;
   const std::int64_t l = q.shape()[q.rank() - 2], s = k.shape()[k.rank() - 2];
@@ -295,7 +300,15 @@ Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask, b
     scores = mask.dtype() == b8 ? where(mask, scores, minus_inf, location) : scores + mask;
   }
   const Tensor dead = eq(max(scores.detach(), -1, true, location), minus_inf, location);
-  return where(dead, 0.0, softmax(where(dead, 0.0, scores, location), -1, location), location);
+  Tensor factor = cast(logical_not(dead, location), scores.dtype(), location);
+  if (dropout_p > 0) {
+    const double keep =
+        q.dtype() == f32 ? double(1.0f / float(1.0 - dropout_p)) : 1.0 / (1.0 - dropout_p);
+    std::vector<double> draws(std::size_t(scores.numel()));
+    for (double& d : draws) d = generator->uniform() < dropout_p ? 0.0 : keep;
+    factor = factor * from_vector(draws, scores.shape(), scores.dtype());
+  }
+  return softmax(where(dead, 0.0, scores, location), -1, location) * factor;
 }
 
 // The rule with differentiable ops, P recomputed by the composition (for create_graph).
@@ -327,14 +340,8 @@ const Op<AttentionAttrs> kAttention{
 // softmax(Z)·v with dropout on P, all by the composition (see the file's comment).
 Tensor composed_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                           const AttentionOptions& options, double scale, SourceLocation location) {
-  Tensor p = attention_weights(q, k, options.attn_mask, options.is_causal, scale, location);
-  if (options.dropout_p > 0) {
-    const double keep = q.dtype() == f32 ? double(1.0f / float(1.0 - options.dropout_p))
-                                         : 1.0 / (1.0 - options.dropout_p);
-    std::vector<double> draws(std::size_t(p.numel()));
-    for (double& d : draws) d = options.generator->uniform() < options.dropout_p ? 0.0 : keep;
-    p = p * from_vector(draws, p.shape(), p.dtype());
-  }
+  const Tensor p = attention_weights(q, k, options.attn_mask, options.is_causal, scale, location,
+                                     options.dropout_p, options.generator);
   return matmul(p, v, location);
 }
 

@@ -247,14 +247,15 @@ TEST(AttentionFused, Float32ScoresOf1e4StayFiniteAndClose) {
     results[dtype].push_back(y);
   }
   // |scores| reach ~1e4 (the softmax is nearly one-hot): a float32 score is ~1e-3 off, so P
-  // and everything after it agree to about that much relative to the scale of the terms.
+  // and everything after it agree to about that much relative to the terms (|v|, |g| ~ 1; dq and
+  // dk are ~1e-15 where P is one-hot, so the floor is 1).
   for (std::size_t i = 0; i < 4; ++i) {
     const std::vector<double> a = results[f32][i].to_vector(), b = results[f64][i].to_vector();
     double scale = 0;
     for (double x : b) scale = std::max(scale, std::abs(x));
     for (std::size_t j = 0; j < a.size(); ++j) {
       ASSERT_TRUE(std::isfinite(a[j])) << i << " [" << j << "]";
-      ASSERT_NEAR(a[j], b[j], 2e-2 * scale) << i << " [" << j << "]";
+      ASSERT_NEAR(a[j], b[j], 2e-2 * std::max(scale, 1.0)) << i << " [" << j << "]";
     }
   }
 }
