@@ -187,6 +187,10 @@ namespace {
 // statistics recomputed from x (batch_norm_fused.cpp's pattern), so second order flows through
 // the statistics; its float32 sums are tapegrad's float32 sums, within float32 roundings of the
 // fused rule. The inputs are x, then weight and bias when defined.
+//
+// Measured ([768, 128] float32, forward + backward through tg::grad, one thread, shared 2-core
+// machine): fused 310 µs, the composition 330 µs; the forward alone 121 µs against 78 µs (the
+// rows widened to double, which the float32 statistics of the composition skip).
 struct LayerNormAttrs {
   std::int64_t row_length;
   double eps;
@@ -228,9 +232,17 @@ Tensor layer_norm_forward(ForwardContext& ctx, const LayerNormAttrs& a) {
       pm[r] = mu;
       pr[r] = rstd;
       Eigen::Map<detail::Vector<T>> out(py + r * d, d);
-      out = ((xs - mu) * rstd).template cast<T>();
-      if (pw) out *= Eigen::Map<const detail::Vector<T>>(pw, d);
-      if (pb) out += Eigen::Map<const detail::Vector<T>>(pb, d);
+      const auto xhat = ((xs - mu) * rstd).template cast<T>();
+      const Eigen::Map<const detail::Vector<T>> w(pw, pw ? d : 0), b(pb, pb ? d : 0);
+      if (pw && pb) {  // one pass for each case
+        out = xhat * w + b;
+      } else if (pw) {
+        out = xhat * w;
+      } else if (pb) {
+        out = xhat + b;
+      } else {
+        out = xhat;
+      }
     });
     ctx.save(mean, Residual::constant);
     ctx.save(inverse_std, Residual::constant);
