@@ -21,7 +21,9 @@
 // a float mask that requires grad (its gradient is dZ, summed over the broadcast dims).
 //
 // Measured (float32, B = 12, H = 4, T = 64, D = 32, forward + backward through tg::grad, one
-// thread): see the report of issue 17 (the lead's benchmark row).
+// thread, best of runs on a shared 2-core machine at load ~4.3, so ±30 %): fused 4.1 ms (forward
+// alone 1.5 ms), the plain composition matmul·softmax·matmul 4.9–6.0 ms, this file's composition
+// (safe rows, a float mask with its gradient) 7.2 ms. At this size the GEMMs dominate.
 #include "ops/attention.h"
 
 #include <array>
