@@ -5,7 +5,7 @@
 //   square    y = x²                       composed: pow(x, 2), dx = 2g ⊙ x
 //   silu      y = x ⊙ sigmoid(x)           composed
 //   gelu      y = x/2 ⊙ (1 + erf(x/√2)), or with tanh: x/2 ⊙ (1 + tanh(√(2/π)(x + 0.044715x³)))
-//             = x ⊙ sigmoid(2√(2/π)(x + 0.044715x³))        composed
+//             = x ⊙ sigmoid(2√(2/π)(x + 0.044715x³))        one op, fused rule (see gelu_forward)
 //   hardtanh  y = min(max(x, lo), hi)      dx = g ⊙ [lo < x < hi]   (0 at the bounds, as PyTorch)
 //   elu       y = x or α(eˣ − 1)           dx = g ⊙ (1 if x > 0 else αeˣ)
 #include <cmath>
@@ -68,6 +68,94 @@ void elu_backward(BackwardContext& ctx, const AlphaAttrs& a) {
 }
 const Op<AlphaAttrs> kElu{"elu", "dx = g ⊙ (1 if x > 0 else αeˣ)", elu_forward, elu_backward};
 
+// gelu as one op: y = x/2·(1 + erf(x/√2)), or x·sigmoid(z) with z = √(8/π)(x + 0.044715x³),
+// in the composition's order of operations; the fused rule dx = g ⊙ gelu'(x) with
+//   gelu'(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π),   or   s + x·s(1 − s)·√(8/π)(1 +
+//   3·0.044715x²)
+// (s = sigmoid(z)); s or erf(x/√2) saved by the forward. Under create_graph the same derivative
+// written with tapegrad's ops.
+//
+// Measured ([768, 512] float32, forward + backward through tg::grad, one thread, loaded 2-core
+// machine): erf form 6.0-6.5 ms against the composition's 7.1-9.5 ms (erf is the cost, computed
+// once); tanh form 3.8-4.1 ms against 3.6-3.9 ms (no gain: the composition is already a few
+// vectorised passes).
+constexpr double kGeluCubic = 0.044715;
+const double kGeluScale = std::sqrt(8.0 / M_PI);
+
+struct GeluAttrs {
+  GeluApproximate approximate;
+};
+
+// The part the derivative reuses: s = sigmoid(z) (tanh form) or erf(x/√2), saved by the forward.
+template <class T>
+detail::Vector<T> gelu_part(const Eigen::Map<const detail::Vector<T>>& x, bool tanh_form) {
+  if (tanh_form) {
+    const detail::Vector<T> inner = (x + x * x * x * T(kGeluCubic)) * T(kGeluScale);
+    return T(1) / (T(1) + detail::exp_array(-inner));
+  }
+  return (x * T(M_SQRT1_2)).unaryExpr([](T v) { return T(std::erf(v)); });
+}
+
+Tensor gelu_forward(ForwardContext& ctx, const GeluAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const bool tanh_form = a.approximate == GeluApproximate::tanh;
+  return dispatch_floating(x.dtype(), "gelu", [&]<class T>() {
+    Tensor y = empty(x.shape(), x.dtype());
+    Tensor part = empty(x.shape(), x.dtype());
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+    T* pp = part.data<T>();
+    detail::for_each_chunk(x.numel(), [&](std::int64_t, std::int64_t begin, std::int64_t count) {
+      const Eigen::Map<const detail::Vector<T>> xs(px + begin, count);
+      Eigen::Map<detail::Vector<T>> p(pp + begin, count);
+      p = gelu_part(xs, tanh_form);
+      Eigen::Map<detail::Vector<T>>(py + begin, count) =
+          tanh_form ? (xs * p).eval() : ((xs * T(0.5)) * (p + T(1))).eval();
+    });
+    ctx.save(part, Residual::constant);
+    return y;
+  });
+}
+
+void gelu_backward(BackwardContext& ctx, const GeluAttrs& a) {
+  const Tensor& x = ctx.input(0);
+  const Tensor& g = ctx.grad_output();
+  const bool tanh_form = a.approximate == GeluApproximate::tanh;
+  if (ctx.create_graph()) {
+    Tensor d;
+    if (tanh_form) {
+      const Tensor s = sigmoid((x + pow(x, 3.0) * kGeluCubic) * kGeluScale);
+      d = s + x * s * (1.0 - s) * kGeluScale * (x * x * (3 * kGeluCubic) + 1.0);
+    } else {
+      d = (erf(x * M_SQRT1_2) + 1.0) * 0.5 + x * exp(x * x * -0.5) * (1 / std::sqrt(2 * M_PI));
+    }
+    ctx.set_grad(0, g * d);
+    return;
+  }
+  dispatch_floating(x.dtype(), "gelu", [&]<class T>() {
+    Tensor dx = empty(x.shape(), x.dtype());
+    const T* px = x.data<T>();
+    const T* pg = g.data<T>();
+    const T* pp = ctx.saved(0).data<T>();
+    T* pd = dx.data<T>();
+    detail::for_each_chunk(x.numel(), [&](std::int64_t, std::int64_t begin, std::int64_t count) {
+      const Eigen::Map<const detail::Vector<T>> xs(px + begin, count), gs(pg + begin, count),
+          p(pp + begin, count);
+      Eigen::Map<detail::Vector<T>> out(pd + begin, count);
+      if (tanh_form) {
+        out = gs * (p + xs * p * (T(1) - p) * T(kGeluScale) * (xs * xs * T(3 * kGeluCubic) + T(1)));
+      } else {
+        out = gs * ((p + T(1)) * T(0.5) + xs * detail::exp_array((xs * xs * T(-0.5)).eval()) *
+                                              T(1 / std::sqrt(2 * M_PI)));
+      }
+    });
+    ctx.set_grad(0, dx);
+    return 0;
+  });
+}
+
+const Op<GeluAttrs> kGelu{"gelu", "dx = g ⊙ gelu'(x)", gelu_forward, gelu_backward};
+
 }  // namespace
 
 Tensor sign(const Tensor& x, SourceLocation location) {
@@ -88,14 +176,7 @@ Tensor silu(const Tensor& x, SourceLocation location) {
 }
 
 Tensor gelu(const Tensor& x, GeluApproximate approximate, SourceLocation location) {
-  return detail::composite("gelu", location, [&] {
-    // (1 + tanh z) / 2 is sigmoid(2z), which keeps its digits where tanh z is near −1.
-    if (approximate == GeluApproximate::tanh) {
-      const Tensor inner = (x + pow(x, 3.0, location) * 0.044715) * std::sqrt(8.0 / M_PI);
-      return x * sigmoid(inner, location);
-    }
-    return x * 0.5 * (erf(x * M_SQRT1_2, location) + 1.0);
-  });
+  return kGelu({approximate}, location, x);
 }
 
 Tensor hardtanh(const Tensor& x, double low, double high, SourceLocation location) {
