@@ -235,12 +235,13 @@ std::vector<Record> op_records() {
   return all;
 }
 
-// The op records above, replayed here, and those of the convolutional-network families, which
-// their own tests replay (tests/ops/conv_test.cpp, pool_test.cpp, norm_test.cpp: the same record
-// format, their own calls).
+// The op records above, replayed here, and those of the convolutional-network and transformer
+// families, which their own tests replay (tests/ops/conv_test.cpp, pool_test.cpp, norm_test.cpp,
+// attention_test.cpp, language_test.cpp: the same record format, their own calls).
 std::vector<Record> all_op_records() {
   std::vector<Record> all = op_records();
-  for (const char* file : {"conv.json", "pool.json", "norm.json"}) {
+  for (const char* file :
+       {"conv.json", "pool.json", "norm.json", "attention.json", "language.json"}) {
     for (Record& r : records(file)) all.push_back(std::move(r));
   }
   return all;
@@ -596,9 +597,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceOptimizers, ::testing::ValuesIn(opti
                          });
 
 TEST(ReferenceCoverage, EveryFixtureFileHasCases) {
-  for (const char* file :
-       {"ops.json", "losses.json", "modules.json", "optim.json", "everyday.json", "masks.json",
-        "matmul_loss.json", "conv.json", "pool.json", "norm.json"}) {
+  for (const char* file : {"ops.json", "losses.json", "modules.json", "optim.json", "everyday.json",
+                           "masks.json", "matmul_loss.json", "conv.json", "pool.json", "norm.json",
+                           "attention.json", "language.json", "transformer_modules.json"}) {
     EXPECT_FALSE(fixture(file).case_lines.empty()) << file;
   }
 }
