@@ -1,5 +1,7 @@
 #include "nn/optim.h"
 
+#include <fmt/ranges.h>
+
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
@@ -136,6 +138,18 @@ void Optimizer::load_state_dict(const std::vector<std::pair<std::string, Tensor>
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     const StateSlots slots = state_slots(i);
     const Tensor& p = parameters_[i];
+    // A parameter's state is whole or absent: a step on part of it would restart the moments
+    // that are missing under the loaded step count.
+    std::vector<std::string> present, missing;
+    const auto sort_slot = [&](const char* name) {
+      (entries.contains(fmt::format("state.{}.{}", i, name)) ? present : missing).push_back(name);
+    };
+    for (const auto& slot : slots.tensors) sort_slot(slot.first);
+    for (const auto& slot : slots.counters) sort_slot(slot.first);
+    if (!present.empty() && !missing.empty()) {
+      fail("{}: load_state_dict: the state of parameter {} is incomplete: it has {} but not {}",
+           name_, i, fmt::join(present, ", "), fmt::join(missing, ", "));
+    }
     for (const auto& [name, tensor] : slots.tensors) {
       std::optional<Tensor> value = take(i, name);
       if (value && (value->shape() != p.shape() || value->dtype() != p.dtype())) {
@@ -184,6 +198,7 @@ SGD::SGD(std::vector<ParamGroup<SGDOptions>> groups, SGDOptions defaults)
 }
 
 Optimizer::StateSlots SGD::state_slots(std::size_t parameter) {
+  if (options_of(parameter).momentum == 0) return {};
   return {{{"momentum_buffer", &momentum_.at(parameter)}}, {}};
 }
 
@@ -237,8 +252,9 @@ Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups, const AdamOptions& defau
 
 Optimizer::StateSlots Adam::state_slots(std::size_t parameter) {
   State& s = state_.at(parameter);
-  return {{{"exp_avg", &s.m}, {"exp_avg_sq", &s.v}, {"max_exp_avg_sq", &s.v_max}},
-          {{"step", &s.steps}}};
+  StateSlots slots{{{"exp_avg", &s.m}, {"exp_avg_sq", &s.v}}, {{"step", &s.steps}}};
+  if (options_of(parameter).amsgrad) slots.tensors.emplace_back("max_exp_avg_sq", &s.v_max);
+  return slots;
 }
 
 void Adam::step() {
@@ -320,9 +336,11 @@ RMSprop::RMSprop(std::vector<ParamGroup<RMSpropOptions>> groups, RMSpropOptions 
 
 Optimizer::StateSlots RMSprop::state_slots(std::size_t parameter) {
   State& s = state_.at(parameter);
-  return {
-      {{"square_avg", &s.square_avg}, {"grad_avg", &s.grad_avg}, {"momentum_buffer", &s.momentum}},
-      {}};
+  const RMSpropOptions& o = options_of(parameter);
+  StateSlots slots{{{"square_avg", &s.square_avg}}, {}};
+  if (o.centered) slots.tensors.emplace_back("grad_avg", &s.grad_avg);
+  if (o.momentum > 0) slots.tensors.emplace_back("momentum_buffer", &s.momentum);
+  return slots;
 }
 
 void RMSprop::step() {

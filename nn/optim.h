@@ -56,7 +56,9 @@ class Optimizer {
   // with i the parameter's index ("state.0.exp_avg", "state.0.step"; counts as int64 scalars),
   // copies; a parameter not stepped yet has none. With the model's state_dict, what a checkpoint
   // needs to resume training exactly. Loading replaces the whole state: an entry this optimizer
-  // does not have, or of another shape or dtype than its parameter, is an error.
+  // (with its options) does not have, of another shape or dtype than its parameter, or a
+  // parameter's state given in part (Adam's step without exp_avg; a plain Adam's state for an
+  // amsgrad one) is an error, raised before anything changes.
   std::vector<std::pair<std::string, Tensor>> state_dict();
   void load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state);
 

@@ -161,23 +161,20 @@ AttentionOutput MultiheadAttention::attend(const Tensor& query, const Tensor& ke
 
   AttentionOutput out;
   Tensor heads;
+  // nn.MultiheadAttention's bool masks mark what is NOT allowed; scaled_dot_product_attention's
+  // what is kept.
+  AttentionOptions options{.dropout_p = p, .generator = &dropout_generator_};
+  if (call.is_causal && !padding.defined()) {
+    options.is_causal = true;
+  } else if (mask.defined()) {
+    options.attn_mask = mask.dtype() == DType::b8 ? logical_not(mask) : mask;
+  }
   if (call.need_weights) {
-    const double scale = 1.0 / std::sqrt(double(embed_dim_ / num_heads_));
-    Tensor scores = matmul(q, transpose(k, -2, -1)) * scale;
-    if (mask.defined()) {
-      scores = mask.dtype() == DType::b8 ? masked_fill(scores, mask, kMinusInf) : scores + mask;
-    }
-    const Tensor weights = dropout(softmax(scores, -1), p, dropout_generator_);
+    const Tensor weights = scaled_dot_product_attention_weights(q, k, options);
     heads = matmul(weights, v);
     out.weights = call.average_attn_weights ? mean(weights, 1) : weights;
     if (!batched) out.weights = squeeze(out.weights, 0);
   } else {
-    AttentionOptions options{.dropout_p = p, .generator = &dropout_generator_};
-    if (call.is_causal && !padding.defined()) {
-      options.is_causal = true;
-    } else if (mask.defined()) {
-      options.attn_mask = mask.dtype() == DType::b8 ? logical_not(mask) : mask;
-    }
     heads = scaled_dot_product_attention(q, k, v, options);
   }
   Tensor y = out_proj(merge_heads(heads));

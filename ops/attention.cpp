@@ -340,6 +340,13 @@ const Op<AttentionAttrs> kAttention{
     attention_forward, attention_backward};
 
 // softmax(Z)·v with dropout on P, all by the composition (see the file's comment).
+// 1/√E by default; with E = 0 every score is an empty sum, 0, which an infinite scale would
+// turn into NaN.
+double scale_of(const Tensor& q, const AttentionOptions& options) {
+  const std::int64_t e = q.shape()[q.rank() - 1];
+  return options.scale.value_or(e > 0 ? 1.0 / std::sqrt(double(e)) : 1.0);
+}
+
 Tensor composed_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                           const AttentionOptions& options, double scale, SourceLocation location) {
   const Tensor p = attention_weights(q, k, options.attn_mask, options.is_causal, scale, location,
@@ -415,7 +422,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                     const AttentionOptions& options, SourceLocation location) {
   check_inputs(q, k, v, options, location);
   const Tensor& mask = options.attn_mask;
-  const double scale = options.scale.value_or(1.0 / std::sqrt(double(q.shape()[q.rank() - 1])));
+  const double scale = scale_of(q, options);
   if (options.dropout_p > 0 || (mask.defined() && mask.requires_grad())) {
     return detail::composite(kName, location,
                              [&] { return composed_attention(q, k, v, options, scale, location); });
@@ -427,6 +434,16 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const AttentionAttrs attrs{scale, kind};
   return mask.defined() ? kAttention(attrs, location, q, k, v, mask)
                         : kAttention(attrs, location, q, k, v);
+}
+
+Tensor scaled_dot_product_attention_weights(const Tensor& q, const Tensor& k,
+                                            const AttentionOptions& options,
+                                            SourceLocation location) {
+  check_inputs(q, k, k, options, location);  // k in v's place: the weights need no v
+  return detail::composite(kName, location, [&] {
+    return attention_weights(q, k, options.attn_mask, options.is_causal, scale_of(q, options),
+                             location, options.dropout_p, options.generator);
+  });
 }
 
 namespace detail {

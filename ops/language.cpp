@@ -15,7 +15,8 @@
 // multinomial draws from a Generator, row by row. With replacement: num_samples uniforms per row,
 // each mapped through the row's cumulative sums (in double) to the first category whose
 // cumulative sum exceeds u·total (a zero-weight category never is). Without replacement: the
-// exponential race, one uniform per category, key E/w with E = −log(1 − u) ~ Exp(1); the
+// exponential race, one uniform per category, key E/w with E = −log(1 − u) ~ Exp(1) (compared
+// as log E − log w); the
 // num_samples smallest keys in increasing order are distributed as successive draws, each
 // proportional to the weights not yet drawn (a zero weight's key is +inf: never drawn).
 #include "ops/language.h"
@@ -217,10 +218,8 @@ Tensor layer_norm_forward(ForwardContext& ctx, const LayerNormAttrs& a) {
     double* pm = mean.data<double>();
     double* pr = inverse_std.data<double>();
     detail::parallel_for(rows, x.numel(), [&](std::int64_t r) {
-      // The row widened once: Eigen's sums over a double array run vectorised, several
-      // independent accumulators (over the float cast, one scalar chain).
-      const detail::Vector<double> xs =
-          Eigen::Map<const detail::Vector<T>>(px + r * d, d).template cast<double>();
+      // Sums in double over the lazily widened row (no copy of it, no allocation per row).
+      const auto xs = Eigen::Map<const detail::Vector<T>>(px + r * d, d).template cast<double>();
       // The corrected two-pass algorithm: the centred sum Σ(x − μ₀) moves the mean by its
       // rounding (of order |x|·2⁻⁵³, large beside the spread under a large offset) and takes
       // its share out of the squares.
@@ -269,32 +268,45 @@ void layer_norm_fused_backward(BackwardContext& ctx, const LayerNormAttrs& a) {
       Tensor dx = empty(x.shape(), x.dtype());
       T* pdx = dx.data<T>();
       detail::parallel_for(rows, 2 * x.numel(), [&](std::int64_t r) {
-        const detail::Vector<double> xhat =
+        const auto xhat =
             (Eigen::Map<const detail::Vector<T>>(px + r * d, d).template cast<double>() - pm[r]) *
             pr[r];
-        detail::Vector<double> gh =
-            Eigen::Map<const detail::Vector<T>>(pg + r * d, d).template cast<double>();
-        if (pw) gh *= Eigen::Map<const detail::Vector<T>>(pw, d).template cast<double>();
-        const double mean_g = gh.mean(), mean_gx = (gh * xhat).mean();
-        Eigen::Map<detail::Vector<T>>(pdx + r * d, d) =
-            (pr[r] * (gh - mean_g - xhat * mean_gx)).template cast<T>();
+        const auto gs = Eigen::Map<const detail::Vector<T>>(pg + r * d, d).template cast<double>();
+        Eigen::Map<detail::Vector<T>> out(pdx + r * d, d);
+        const auto write = [&](const auto& gh) {
+          const double mean_g = gh.mean(), mean_gx = (gh * xhat).mean();
+          out = (pr[r] * (gh - mean_g - xhat * mean_gx)).template cast<T>();
+        };
+        if (pw) {
+          write(gs * Eigen::Map<const detail::Vector<T>>(pw, d).template cast<double>());
+        } else {
+          write(gs);
+        }
       });
       ctx.set_grad(0, dx);
     }
     if (!want_w && !want_b) return 0;
-    detail::Vector<double> dw = detail::Vector<double>::Zero(d), db = dw;
+    // Column sums over the rows in double, in scratch kept across calls (no allocation in a
+    // steady training loop).
+    thread_local std::vector<double> dw, db;
+    dw.assign(std::size_t(d), 0.0);
+    db.assign(std::size_t(d), 0.0);
+    Eigen::Map<detail::Vector<double>> sw(dw.data(), d), sb(db.data(), d);
     for (std::int64_t r = 0; r < rows; ++r) {
       const auto gs = Eigen::Map<const detail::Vector<T>>(pg + r * d, d).template cast<double>();
       if (want_w) {
-        dw +=
+        sw +=
             gs *
             ((Eigen::Map<const detail::Vector<T>>(px + r * d, d).template cast<double>() - pm[r]) *
              pr[r]);
       }
-      if (want_b) db += gs;
+      if (want_b) sb += gs;
     }
-    const auto as_tensor = [&](const detail::Vector<double>& v, std::size_t i) {
-      return from_vector(std::vector<double>(v.begin(), v.end()), ctx.input(i).shape(), x.dtype());
+    const auto as_tensor = [&](const std::vector<double>& v, std::size_t i) {
+      Tensor t = empty(ctx.input(i).shape(), x.dtype());
+      Eigen::Map<detail::Vector<T>>(t.data<T>(), d) =
+          Eigen::Map<const detail::Vector<double>>(v.data(), d).template cast<T>();
+      return t;
     };
     if (want_w) ctx.set_grad(w_index, as_tensor(dw, w_index));
     if (want_b) ctx.set_grad(b_index, as_tensor(db, b_index));
@@ -519,7 +531,8 @@ Tensor multinomial(const Tensor& probs, std::int64_t num_samples, Generator& gen
     }
     for (std::int64_t c = 0; c < categories; ++c) {
       const double e = -std::log1p(-generator.uniform());
-      key[std::size_t(c)] = row[c] > 0 ? e / row[c] : INFINITY;
+      // In logs: E/w overflows to +inf for a subnormal w, tying it with the zero weights.
+      key[std::size_t(c)] = row[c] > 0 ? std::log(e) - std::log(row[c]) : INFINITY;
     }
     std::iota(order.begin(), order.end(), std::int64_t(0));
     std::partial_sort(order.begin(), order.begin() + num_samples, order.end(),

@@ -90,12 +90,47 @@ TEST(OptimizerState, RefusesForeignOrMisshapenStateAndChangesNothing) {
   };
   expect_error({{"state.0.momentum_buffer", zeros({2}, f64)}},
                "Adam: load_state_dict: 'state.0.momentum_buffer' is not state of this optimizer");
-  expect_error({{"state.0.exp_avg", zeros({3}, f64)}},
+  // The whole state with one entry replaced.
+  const auto with = [&](const std::string& name, const Tensor& value) {
+    auto state = good;
+    for (auto& [key, tensor] : state) {
+      if (key == name) tensor = value;
+    }
+    return state;
+  };
+  expect_error(with("state.0.exp_avg", zeros({3}, f64)),
                "state.0.exp_avg is float64 [3], the parameter float64 [2]");
-  expect_error({{"state.0.exp_avg", zeros({2}, f32)}}, "state.0.exp_avg is float32 [2]");
-  expect_error({{"state.0.step", tensor({1.0}, f64)}},
+  expect_error(with("state.0.exp_avg", zeros({2}, f32)), "state.0.exp_avg is float32 [2]");
+  expect_error(with("state.0.step", tensor({1.0}, f64)),
                "state.0.step must be one non-negative int64 count");
   expect_error({{"state.1.exp_avg", zeros({2}, f64)}}, "'state.1.exp_avg' is not state");
+  // A part of a parameter's state would be stepped with the missing moments restarted at zero
+  // under the loaded step count.
+  expect_error({{"state.0.exp_avg_sq", full({2}, 100.0, f64)},
+                {"state.0.step", int64_tensor({10}, Shape{})}},
+               "the state of parameter 0 is incomplete: it has exp_avg_sq, step but not exp_avg");
+  expect_error({{"state.0.max_exp_avg_sq", zeros({2}, f64)}},
+               "'state.0.max_exp_avg_sq' is not state of this optimizer");
+}
+
+TEST(OptimizerState, StateOfOtherOptionsIsIncomplete) {
+  Tensor p = tensor({1.0, 2.0}, f64).requires_grad(true);
+  Adam plain({p}, {.lr = 0.1});
+  step_with(plain, p, 1.0);
+  Adam amsgrad({p}, {.lr = 0.1, .amsgrad = true});
+  try {
+    amsgrad.load_state_dict(plain.state_dict());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("it has exp_avg, exp_avg_sq, step but not max_exp_avg_sq"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(amsgrad.state_dict().empty());
+  RMSprop rms({p}, {});
+  step_with(rms, p, 1.0);
+  RMSprop centered({p}, {.momentum = 0.9, .centered = true});
+  EXPECT_THROW(centered.load_state_dict(rms.state_dict()), Error);
 }
 
 }  // namespace

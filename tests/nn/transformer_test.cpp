@@ -511,6 +511,29 @@ TEST(MultiheadAttention, CausalMaskAndBothPathsAgree) {
   EXPECT_EQ(weights[1], 0.0);
 }
 
+TEST(MultiheadAttention, AFullyPaddedSequenceGivesZerosOnBothPaths) {
+  // Batch 1's keys are all padding: its queries attend to nothing. With or without the weights,
+  // the attention output is 0 (out_proj's bias follows), and no NaN reaches any gradient.
+  Generator gen(15);
+  MultiheadAttention mha(4, 2, 0.0, true, true, gen, f64);
+  const Tensor x = randn({2, 3, 4}, gen, f64);
+  const Tensor padding = from_vector({0, 0, 0, 1, 1, 1}, {2, 3}, b8);
+  for (bool need_weights : {false, true}) {
+    mha.zero_grad();
+    const AttentionOutput out =
+        mha.attend(x, x, x, {.key_padding_mask = padding, .need_weights = need_weights});
+    const std::vector<double> y = out.output.to_vector(), bias = mha.out_proj->bias.to_vector();
+    for (std::size_t i = 12; i < 24; ++i) EXPECT_EQ(y[i], bias[i % 4]) << need_weights;
+    if (need_weights) {
+      for (double w : narrow(out.weights, 0, 1, 1).to_vector()) EXPECT_EQ(w, 0.0);
+    }
+    sum(out.output * out.output).backward();
+    for (const Tensor& p : mha.parameters()) {
+      for (double g : p.grad().to_vector()) EXPECT_TRUE(std::isfinite(g)) << need_weights;
+    }
+  }
+}
+
 TEST(MultiheadAttention, DropoutActsInTrainingOnly) {
   Generator gen(15);
   MultiheadAttention mha(8, 2, 0.5, true, true, gen, f64);

@@ -338,6 +338,17 @@ TEST(Attention, ClosedFormWithEqualScores) {
   EXPECT_EQ(y.to_vector(), (std::vector<double>{1.0, 1.5, 2.0}));
 }
 
+TEST(Attention, NoFeaturesAveragesTheValues) {
+  // E = 0: every score is an empty sum, 0 (the default scale 1/√0 must not make it NaN), so each
+  // query averages the values, as PyTorch 2; the weights are uniform.
+  const Tensor q = zeros({2, 0}, f64);
+  const Tensor v = from_vector({1, 2, 3, 5}, {2, 2}, f64);
+  EXPECT_EQ(scaled_dot_product_attention(q, q, v).to_vector(),
+            (std::vector<double>{2, 3.5, 2, 3.5}));
+  EXPECT_EQ(scaled_dot_product_attention_weights(q, q).to_vector(),
+            (std::vector<double>{0.5, 0.5, 0.5, 0.5}));
+}
+
 TEST(Attention, DropoutDrawsFromTheGeneratorAndScalesTheKeptWeights) {
   Generator gen(13);
   const Tensor q = randn({2, 3, 4}, gen, f64);

@@ -427,6 +427,25 @@ TEST(Multinomial, WithoutReplacementDrawsDistinctCategoriesInSequence) {
   EXPECT_EQ(std::set<std::int64_t>(four.begin(), four.end()), (std::set<std::int64_t>{0, 1, 3, 4}));
 }
 
+TEST(Multinomial, SubnormalWeightsWithoutReplacementNeverDrawAZeroWeight) {
+  // E/w overflows to inf for w ~ 1e-310, where it would tie with a zero weight's key.
+  constexpr std::int64_t n = 4000;
+  std::vector<double> weights;
+  for (std::int64_t r = 0; r < n; ++r) weights.insert(weights.end(), {0.0, 1e-310, 1e-310});
+  Generator gen(5);
+  const std::vector<std::int64_t> s =
+      int64s(multinomial(from_vector(weights, {n, 3}, f64), 1, gen, false));
+  std::int64_t ones = 0;
+  for (std::int64_t c : s) {
+    ASSERT_NE(c, 0);
+    ones += c == 1;
+  }
+  EXPECT_NEAR(double(ones) / double(n), 0.5, 0.04);  // 5 standard deviations
+  const std::vector<std::int64_t> both =
+      int64s(multinomial(tensor({1e-320, 0.0, 1e-320}, f64), 2, gen));
+  EXPECT_EQ(std::set<std::int64_t>(both.begin(), both.end()), (std::set<std::int64_t>{0, 2}));
+}
+
 TEST(Multinomial, SameSeedSameDrawsAndOneCategory) {
   const Tensor w = tensor({{0.5, 0.5, 1.0}, {0.0, 0.0, 2.0}}, f64);
   Generator a(11), b(11);
