@@ -53,15 +53,22 @@ Tensor permute_forward(ForwardContext& ctx, const PermuteAttrs& a) {
     strides[d] = in_strides[a.axes[d]];
   }
   Tensor out = empty(out_shape, x.dtype());
-  const std::size_t element = dtype_size(x.dtype());
+  // Trailing axes left in place are contiguous in both tensors: copied as one block (the split
+  // and merge of attention heads, [B, T, H, D] <-> [B, H, T, D], copy rows of D).
+  int outer = rank;
+  std::int64_t block = 1;
+  while (outer > 0 && a.axes[outer - 1] == outer - 1) block *= in[--outer];
+  const std::size_t block_bytes = std::size_t(block) * dtype_size(x.dtype());
   const auto* px = static_cast<const std::byte*>(x.raw_data());
   auto* po = static_cast<std::byte*>(out.raw_data());
-  // An odometer over the output: no Eigen kernel permutes a tensor of runtime rank.
+  // An odometer over the output's outer axes: no Eigen kernel permutes a tensor of runtime rank.
   std::array<std::int64_t, Shape::kMaxRank> index{};
   std::int64_t offset = 0;
-  for (std::int64_t i = 0; i < out.numel(); ++i) {
-    std::memcpy(po + std::size_t(i) * element, px + std::size_t(offset) * element, element);
-    for (int d = rank - 1; d >= 0; --d) {
+  const std::int64_t blocks = block == 0 ? 0 : out.numel() / block;
+  for (std::int64_t i = 0; i < blocks; ++i) {
+    std::memcpy(po + std::size_t(i) * block_bytes, px + std::size_t(offset) * dtype_size(x.dtype()),
+                block_bytes);
+    for (int d = outer - 1; d >= 0; --d) {
       offset += strides[d];
       if (++index[d] < out_shape[d]) break;
       offset -= strides[d] * out_shape[d];
