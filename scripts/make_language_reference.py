@@ -43,8 +43,8 @@ def torch_language(call, xs):
 def build():
     cases = []
 
-    def add(op, label, call, xs, second_order=True, sumlike=False):
-        case = Case(op, label, call, xs, sumlike=sumlike)
+    def add(op, label, call, xs, second_order=True, sumlike=False, centred=False):
+        case = Case(op, label, call, xs, sumlike=sumlike, centred=centred)
         case.torch_fn = lambda ins, call=call: torch_language(call, ins)
         case.second_order = second_order
         cases.append(case)
@@ -101,7 +101,7 @@ def build():
         # short at a 1e4 offset; the fused first-order rule (statistics in double) is replayed.
         add(op, label, {"fn": "layer_norm", "normalized_shape": normalized,
                         "weight": affine >= 1, "bias": affine >= 2, "eps": eps}, xs,
-            sumlike=True, second_order=low < 1e3)
+            sumlike=True, centred=True, second_order=low < 1e3)
 
     # ---- topk ----
     for label, shape, k, axis, largest, srt, x in (

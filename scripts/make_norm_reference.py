@@ -131,7 +131,7 @@ def build():
         xs = [x if x is not None else uniform(rng, shape, low, high)]
         if affine:
             xs += [uniform(rng, [shape[1]], 0.5, 1.5), uniform(rng, [shape[1]])]
-        case = Case(op, label, dict(call, affine=affine), xs, sumlike=True, **kw)
+        case = Case(op, label, dict(call, affine=affine), xs, sumlike=True, centred=True, **kw)
         case.torch_fn = lambda ins, call=case.call: torch_norm(call, ins)
         cases.append(case)
 

@@ -375,13 +375,14 @@ INDEX_VALUED = {"argmax", "argmin"}
 
 class Case:
     def __init__(self, op, name, call, inputs, dtypes=("float64", "float32"), sumlike=False,
-                 differs=None):
+                 differs=None, centred=False):
         self.op = op
         self.name = name
         self.call = call
         self.inputs = inputs  # float64 or int64 tensors
         self.dtypes = dtypes
         self.sumlike = sumlike
+        self.centred = centred
         self.differs = differs
         self.second_order = call.get("fn") not in LINEAR
         self.torch_fn = None  # default: torch_call(call, ·)
@@ -794,11 +795,11 @@ def build_everyday():
             op = f"{fn}(axis={axis})"
             call = {"fn": fn, "axis": axis, "correction": 1, "keepdim": False}
             for shape, label in (([5], "[5]"), ([3, 4], "[3, 4]"), ([2, 3, 2], "[2, 3, 2]")):
-                add(op, label, call, rand(op, label, shape), sumlike=True)
+                add(op, label, call, rand(op, label, shape), sumlike=True, centred=True)
             add(op, "correction 0, keepdim", dict(call, correction=0, keepdim=True),
-                rand(op, "correction 0", [3, 4]), sumlike=True)
-            add(op, "correction 2", dict(call, correction=2), rand(op, "correction 2", [4, 3]), sumlike=True)
-            add(op, "one element: NaN", call, [t([[1.5]])], sumlike=True)
+                rand(op, "correction 0", [3, 4]), sumlike=True, centred=True)
+            add(op, "correction 2", dict(call, correction=2), rand(op, "correction 2", [4, 3]), sumlike=True, centred=True)
+            add(op, "one element: NaN", call, [t([[1.5]])], sumlike=True, centred=True)
         op = f"cumsum(axis={axis})"
         for shape, label in (([5], "[5]"), ([3, 4], "[3, 4]"), ([2, 3, 2], "[2, 3, 2]"), ([0, 3], "[0, 3] empty")):
             add(op, label, {"fn": "cumsum", "axis": axis}, rand(op, label, shape), sumlike=True)
@@ -814,12 +815,12 @@ def build_everyday():
                 sumlike=p != INF, differs="norm2_second_order_at_zero" if p == 2 else None)
             add(op, "ties of |x|, keepdim", dict(call, keepdim=True), [t([[-2.0, 1.0, 2.0], [0.5, -0.5, 0.25]])],
                 sumlike=p != INF)
-    add("var(all)", "[3, 4]", {"fn": "var"}, rand("var(all)", "[3, 4]", [3, 4]), sumlike=True)
-    add("var(all)", "[0] empty: NaN", {"fn": "var"}, [t([])], sumlike=True)
+    add("var(all)", "[3, 4]", {"fn": "var"}, rand("var(all)", "[3, 4]", [3, 4]), sumlike=True, centred=True)
+    add("var(all)", "[0] empty: NaN", {"fn": "var"}, [t([])], sumlike=True, centred=True)
     add("var(axis=0, correction=0, keepdim=true)", "[3, 4]",
-        {"fn": "var", "axis": 0, "correction": 0, "keepdim": True}, rand("var(c0)", "[3, 4]", [3, 4]), sumlike=True)
-    add("std(all)", "[3, 4]", {"fn": "std"}, rand("std(all)", "[3, 4]", [3, 4]), sumlike=True)
-    add("std(all)", "constant: gradient 0", {"fn": "std"}, [t([2.0, 2.0, 2.0])], sumlike=True)
+        {"fn": "var", "axis": 0, "correction": 0, "keepdim": True}, rand("var(c0)", "[3, 4]", [3, 4]), sumlike=True, centred=True)
+    add("std(all)", "[3, 4]", {"fn": "std"}, rand("std(all)", "[3, 4]", [3, 4]), sumlike=True, centred=True)
+    add("std(all)", "constant: gradient 0", {"fn": "std"}, [t([2.0, 2.0, 2.0])], sumlike=True, centred=True)
     add("prod(all)", "[2, 3]", {"fn": "prod"}, rand("prod(all)", "[2, 3]", [2, 3]), sumlike=True)
     add("prod(all)", "one zero", {"fn": "prod"}, [t([1.5, 0.0, -2.0, 0.5])], sumlike=True)
     add("prod(all)", "two zeros", {"fn": "prod"}, [t([1.5, 0.0, -2.0, 0.0])], sumlike=True,
@@ -951,8 +952,12 @@ def evaluate(fn, inputs, g_of, v_of):
     return y.detach(), g, [a.detach() for a in vjps], v, [h.detach() for h in second]
 
 
-def term_scales(fn, inputs, g, v, sumlike):
-    """Σ|terms| of the output (sum-like ops), of each VJP and of each second-order product."""
+def term_scales(fn, inputs, g, v, sumlike, centred=False):
+    """Σ|terms| of the output (sum-like ops), of each VJP and of each second-order product.
+
+    An op that subtracts a mean it computes (var, the norms) rounds x − mean relative to |x|, not
+    to the centred value, which may be near zero: for `centred`, each quantity q's scale adds its
+    condition number Σₖ|∂q/∂xₖ|·|xₖ|, the bound of any backward-stable evaluation."""
     floating_idx = [i for i, x in enumerate(inputs) if x.is_floating_point()]
     xs = [inputs[i].double() for i in floating_idx]
     g = g.double()
@@ -986,6 +991,21 @@ def term_scales(fn, inputs, g, v, sumlike):
     hess = torch.autograd.functional.jacobian(vjp, tuple(xs))
     hess = clean(torch.cat([h.reshape(sum(sizes), -1) for h in hess], 1)).abs()
     second_scale = hess.T @ clean(flat([d.double() for d in v])).abs()
+    if centred:
+        magnitude = clean(xflat).abs()
+        vjp_scale = vjp_scale + hess @ magnitude
+
+        def second_order(*fx):
+            fx = [x.detach().requires_grad_() for x in fx]
+            s = (vjp(*fx) * flat([d.double() for d in v])).sum()
+            if not s.requires_grad:
+                return torch.zeros(sum(sizes), dtype=torch.float64)
+            parts = torch.autograd.grad(s, fx, create_graph=True, allow_unused=True)
+            return flat([torch.zeros_like(x) if h is None else h for x, h in zip(fx, parts)])
+
+        third = torch.autograd.functional.jacobian(second_order, tuple(xs))
+        third = clean(torch.cat([h.reshape(sum(sizes), -1) for h in third], 1)).abs()
+        second_scale = second_scale + third @ magnitude
     out_sens, vjp_sens, second_sens = rounding_sensitivity(f, xs, g, v)
     return (clean(out_scale) + out_sens, list(torch.split(clean(vjp_scale) + vjp_sens, sizes)),
             list(torch.split(clean(second_scale) + second_sens, sizes)))
@@ -1087,7 +1107,8 @@ def op_record(case, dtype_name):
     exact_inputs = [x.double() if x.is_floating_point() else x for x in inputs]
     y64, _, vjps64, _, second64 = evaluate(
         expected_fn, exact_inputs, lambda yy: g.double(), lambda fl: [d.double() for d in v])
-    out_scale, vjp_scales, second_scales = term_scales(expected_fn, exact_inputs, g, v, case.sumlike)
+    out_scale, vjp_scales, second_scales = term_scales(expected_fn, exact_inputs, g, v, case.sumlike,
+                                                       case.centred)
 
     record["inputs"] = [
         {"shape": list(x.shape), "values": values(x, dtype_name)} if x.is_floating_point()
