@@ -4,6 +4,7 @@
 // (conv, pool, norm, the CNN modules) share.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
@@ -60,6 +61,40 @@ inline json fixture_case(const std::string& file, std::size_t index) {
 }
 
 // A fixture number: a JSON number, or "inf", "-inf", "nan".
+// The cases of a fixture file as test parameters, and their test names "<i>_<case>_<dtype>"
+// (every character but letters and digits made '_').
+inline std::vector<std::size_t> case_indices(const std::string& file) {
+  std::vector<std::size_t> out(fixture(file).case_lines.size());
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = i;
+  return out;
+}
+inline std::string case_test_name(const std::string& file, std::size_t index) {
+  const json& entry = fixture(file).header.at("index")[index];
+  std::string name =
+      std::to_string(index) + "_" + entry[1].get<std::string>() + "_" + entry[2].get<std::string>();
+  for (char& ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return name;
+}
+
+// Case `index` of `file` replayed by replay(case), which returns what differs ("" when it
+// matches); an error thrown is a difference too.
+template <class Replay>
+void expect_case_matches(const std::string& file, std::size_t index, const Replay& replay) {
+  const json c = fixture_case(file, index);
+  std::string report;
+  try {
+    report = replay(c);
+  } catch (const Error& e) {
+    report = std::string("threw: ") + e.what() + "\n";
+  }
+  EXPECT_TRUE(report.empty()) << c.at("op").get<std::string>() << ", case '"
+                              << c.at("case").get<std::string>() << "', "
+                              << c.at("dtype").get<std::string>() << ":\n"
+                              << report;
+}
+
 inline double number(const json& v) {
   if (v.is_number()) return v.get<double>();
   const std::string s = v.get<std::string>();

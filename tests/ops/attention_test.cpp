@@ -56,36 +56,15 @@ Tensor call_attention(const json& call, const std::vector<Tensor>& in) {
 class AttentionReference : public ::testing::TestWithParam<std::size_t> {};
 
 TEST_P(AttentionReference, MatchesPyTorch) {
-  const json c = fixture_case("attention.json", GetParam());
-  std::string report;
-  try {
-    report = replay_floating_op(c, call_attention);
-  } catch (const Error& e) {
-    report = std::string("threw: ") + e.what() + "\n";
-  }
-  EXPECT_TRUE(report.empty()) << c.at("op").get<std::string>() << ", case '"
-                              << c.at("case").get<std::string>() << "', "
-                              << c.at("dtype").get<std::string>() << ":\n"
-                              << report;
+  test_support::expect_case_matches("attention.json", GetParam(), [](const json& c) {
+    return replay_floating_op(c, call_attention);
+  });
 }
 
-std::vector<std::size_t> case_indices() {
-  std::vector<std::size_t> out;
-  for (std::size_t i = 0; i < fixture("attention.json").case_lines.size(); ++i) out.push_back(i);
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(Fixture, AttentionReference, ::testing::ValuesIn(case_indices()),
+INSTANTIATE_TEST_SUITE_P(Fixture, AttentionReference,
+                         ::testing::ValuesIn(test_support::case_indices("attention.json")),
                          [](const ::testing::TestParamInfo<std::size_t>& info) {
-                           const json& entry =
-                               fixture("attention.json").header.at("index")[info.index];
-                           std::string name = std::to_string(info.index) + "_" +
-                                              entry[1].get<std::string>() + "_" +
-                                              entry[2].get<std::string>();
-                           for (char& ch : name) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return name;
+                           return test_support::case_test_name("attention.json", info.param);
                          });
 
 std::set<std::string> registered_variants() {

@@ -111,36 +111,13 @@ std::string replay(const json& c) {
 class NormReference : public ::testing::TestWithParam<std::size_t> {};
 
 TEST_P(NormReference, MatchesPyTorch) {
-  const json c = fixture_case("norm.json", GetParam());
-  std::string report;
-  try {
-    report = replay(c);
-  } catch (const Error& e) {
-    report = std::string("threw: ") + e.what() + "\n";
-  }
-  EXPECT_TRUE(report.empty()) << c.at("op").get<std::string>() << ", case '"
-                              << c.at("case").get<std::string>() << "', "
-                              << c.at("dtype").get<std::string>() << ":\n"
-                              << report;
+  test_support::expect_case_matches("norm.json", GetParam(), replay);
 }
 
-std::vector<std::size_t> case_indices() {
-  std::vector<std::size_t> out;
-  for (std::size_t i = 0; i < fixture("norm.json").case_lines.size(); ++i) out.push_back(i);
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(Fixture, NormReference, ::testing::ValuesIn(case_indices()),
+INSTANTIATE_TEST_SUITE_P(Fixture, NormReference,
+                         ::testing::ValuesIn(test_support::case_indices("norm.json")),
                          [](const ::testing::TestParamInfo<std::size_t>& info) {
-                           const json& entry = fixture("norm.json").header.at("index")[info.index];
-                           std::string name = std::to_string(info.index) + "_" +
-                                              entry[0].get<std::string>() + "_" +
-                                              entry[1].get<std::string>() + "_" +
-                                              entry[2].get<std::string>();
-                           for (char& ch : name) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return name;
+                           return test_support::case_test_name("norm.json", info.param);
                          });
 
 // Every registered norm op has a fixture case in both dtypes, and every case names one.
