@@ -100,6 +100,48 @@ def threads_table(binary, rounds):
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
+def package_version(name):
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    return out.stdout if out.returncode == 0 and out.stdout else "not installed"
+
+
+def machine(build_dir, torch):
+    """What the figures were measured on, printed above them: they mean nothing without it."""
+    cpu, flags = "unknown", set()
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            if key.strip() == "flags":
+                flags = set(value.split())
+                break
+    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512vl", "avx512bw") if f in flags]
+    cache = {}
+    with open(os.path.join(ROOT, build_dir, "CMakeCache.txt")) as f:
+        for line in f:
+            key, _, value = line.strip().partition("=")
+            cache[key.split(":")[0]] = value
+    with open(os.path.join(ROOT, build_dir, "benchmarks/CMakeFiles/tapegrad_bench.dir/flags.make")) as f:
+        workaround = ("; -fno-tree-slp-vectorize (the compiler's constant-vector bug, README)"
+                      if "-fno-tree-slp-vectorize" in f.read() else "")
+    print(f"Machine: {cpu}, {len(os.sched_getaffinity(0))} CPUs for this process, SIMD: "
+          f"{' '.join(simd)}; load average {os.getloadavg()[0]:.2f}; "
+          f"{subprocess.run(['date', '-u', '+%Y-%m-%d %H:%M UTC'], stdout=subprocess.PIPE, text=True).stdout.strip()}")
+    print(f"Build: g++ {package_version('g++-12')}, {cache.get('CMAKE_BUILD_TYPE', '?')}, "
+          f"TAPEGRAD_NATIVE={cache.get('TAPEGRAD_NATIVE', '?')} (-O3 -march=native), "
+          f"Eigen {package_version('libeigen3-dev')} (its own GEMM: TAPEGRAD_USE_OPENBLAS="
+          f"{cache.get('TAPEGRAD_USE_OPENBLAS', 'OFF')}){workaround}")
+    print("Threads: '1 thread' rows set tg::set_num_threads(1) (libtorch: torch::set_num_threads(1)); "
+          f"'default threads' leave tapegrad's default ({len(os.sched_getaffinity(0))} here) and run "
+          "libtorch with 2; OPENBLAS_NUM_THREADS=1")
+    if torch:
+        print(f"libtorch {package_version('libtorch-dev')} with OpenBLAS "
+              f"{package_version('libopenblas0-pthread')}; PyTorch {package_version('python3-torch')}")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--torch", action="store_true", help="also build and run against libtorch")
@@ -109,6 +151,7 @@ def main():
     args = parser.parse_args()
 
     binary = build(args.build_dir)
+    machine(args.build_dir, args.torch)
     if args.threads_only:
         threads_table(binary, args.rounds)
         return
