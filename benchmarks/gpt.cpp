@@ -1,6 +1,6 @@
 // W7 (a training step of examples/train_char_gpt's GPT) and the attention row (causal
 // scaled_dot_product_attention forward and backward) in tapegrad; torch_bench.cpp has the same in
-// libtorch and scripts/bench_gpt_pytorch.py in PyTorch.
+// libtorch and scripts/bench_pytorch.py in PyTorch.
 #include <benchmark/benchmark.h>
 
 #include "benchmarks/common.h"

@@ -245,6 +245,62 @@ void Attention_libtorch(benchmark::State& state) {
 }
 BENCHMARK(Attention_libtorch)->ArgName("T")->Arg(64)->Arg(256)->Unit(benchmark::kMicrosecond);
 
+// W5 on random rows of the digits' shapes (workloads.h): a fresh permutation each epoch, each
+// batch gathered from it, as tapegrad's DataLoader does.
+void W5_digits_epoch_libtorch(benchmark::State& state) {
+  torch::set_num_threads(int(state.range(0)));
+  torch::manual_seed(5);
+  torch::nn::Sequential model(torch::nn::Linear(kDigitsFeatures, kDigitsHidden), torch::nn::ReLU(),
+                              torch::nn::Linear(kDigitsHidden, kClasses));
+  const torch::Tensor features = torch::randn({kDigitsTrainRows, kDigitsFeatures});
+  const torch::Tensor labels = torch::randint(kClasses, {kDigitsTrainRows}, torch::kLong);
+  torch::optim::AdamW adamw(model->parameters(),
+                            torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
+  for (auto _ : state) {
+    const torch::Tensor order = torch::randperm(kDigitsTrainRows, torch::kLong);
+    for (std::int64_t begin = 0; begin < kDigitsTrainRows; begin += kDigitsBatch) {
+      const torch::Tensor rows =
+          order.slice(0, begin, std::min(begin + kDigitsBatch, kDigitsTrainRows));
+      adamw.zero_grad();
+      torch::Tensor loss = torch::nn::functional::cross_entropy(
+          model->forward(features.index_select(0, rows)), labels.index_select(0, rows));
+      loss.backward();
+      adamw.step();
+    }
+  }
+}
+BENCHMARK(W5_digits_epoch_libtorch)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void W8_lstm_step_libtorch(benchmark::State& state) {
+  torch::set_num_threads(int(state.range(0)));
+  torch::manual_seed(8);
+  torch::nn::LSTM lstm(torch::nn::LSTMOptions(1, kLstmHidden).batch_first(true));
+  torch::nn::Linear head(kLstmHidden, 1);
+  const torch::Tensor x = torch::randn({kLstmSequences, kLstmLength, 1});
+  const torch::Tensor y = torch::randn({kLstmSequences, kLstmLength, 1});
+  std::vector<torch::Tensor> parameters = lstm->parameters();
+  for (const torch::Tensor& p : head->parameters()) parameters.push_back(p);
+  torch::optim::Adam adam(parameters, torch::optim::AdamOptions(kLstmLearningRate));
+  for (auto _ : state) {
+    adam.zero_grad();
+    torch::Tensor loss = torch::mse_loss(head->forward(std::get<0>(lstm->forward(x))), y);
+    loss.backward();
+    adam.step();
+    benchmark::DoNotOptimize(loss.data_ptr());
+  }
+}
+BENCHMARK(W8_lstm_step_libtorch)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();

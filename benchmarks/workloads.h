@@ -1,5 +1,5 @@
 #pragma once
-// The benchmark workloads W1-W6, shared by the tapegrad suite and the optional libtorch build so
+// The benchmark workloads W1-W8, shared by the tapegrad suite and the optional libtorch build so
 // both run exactly the same sizes and data.
 #include <cstdint>
 
@@ -23,6 +23,23 @@ inline constexpr std::int64_t kChainWidth = 16;
 // W4: C = A·B for 512 × 512 matrices, L = Σ C, forward and backward (three GEMMs).
 inline constexpr std::int64_t kGemmSize = 512;
 inline constexpr double kGemmFlops = 3.0 * 2.0 * kGemmSize * kGemmSize * kGemmSize;
+
+// W5: one epoch of examples/train_digits: MLP 64 → 256 (relu) → 10 over the 1,438 training rows
+// of digits.csv.gz (80 % of 1,797), shuffled batches of 32 (the last one 30), cross-entropy, AdamW
+// (lr 1e-3, decay 0.01). libtorch and PyTorch train on random rows of the same shapes: the time
+// of a step does not depend on the values.
+inline constexpr std::int64_t kDigitsTrainRows = 1438;
+inline constexpr std::int64_t kDigitsFeatures = 64;
+inline constexpr std::int64_t kDigitsHidden = 256;
+inline constexpr std::int64_t kDigitsBatch = 32;
+
+// W8: one training step of examples/sequence_prediction: an LSTM 1 → 16 over 64 sequences of 23
+// steps, a linear head 16 → 1 on every step, mean squared error, one Adam step (lr 0.01). A few
+// hundred small ops a step: the per-op overhead decides it.
+inline constexpr std::int64_t kLstmSequences = 64;
+inline constexpr std::int64_t kLstmLength = 23;
+inline constexpr std::int64_t kLstmHidden = 16;
+inline constexpr double kLstmLearningRate = 0.01;
 
 // W6: one training step of examples/train_digits_cnn's network at batch 64 on 1×8×8 images:
 // conv 1→16 (3×3, padding 1), batch norm, relu; conv 16→32 (3×3, padding 1), batch norm, relu,

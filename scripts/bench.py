@@ -171,7 +171,8 @@ def main():
          "≤ 0.15 µs/op"),
         ("W4 512² GEMM fwd+bwd", "W4_gemm_tapegrad", "W4_gemm_handwritten", "W4_gemm_libtorch",
          "≥ 0.95× hand throughput"),
-        ("W5 digits MLP epoch", "W5_digits_epoch_tapegrad/threads:1/real_time", None, None, "—"),
+        ("W5 digits MLP epoch, 1 thread", "W5_digits_epoch_tapegrad/threads:1/real_time", None,
+         "W5_digits_epoch_libtorch/threads:1/real_time", "—"),
         ("W6 digits CNN Adam step, batch 64, 1 thread", "W6_cnn_step_tapegrad/threads:1/real_time",
          "W6_cnn_step_handwritten", "W6_cnn_step_libtorch/threads:1/real_time",
          "≤ 1.3× hand, ≤ 0.5× libtorch"),
@@ -186,6 +187,10 @@ def main():
          "≤ 0.77× libtorch"),
         ("W7, default threads", "W7_gpt_step_tapegrad/threads:0/real_time", None,
          "W7_gpt_step_libtorch/threads:2/real_time", "faster than 1 thread"),
+        ("W8 LSTM step (sequence_prediction), 1 thread", "W8_lstm_step_tapegrad/threads:1/real_time",
+         None, "W8_lstm_step_libtorch/threads:1/real_time", "—"),
+        ("W8, default threads", "W8_lstm_step_tapegrad/threads:0/real_time", None,
+         "W8_lstm_step_libtorch/threads:2/real_time", "—"),
         ("causal attention [12,4,64,32] fwd+bwd", "Attention_tapegrad/T:64", None,
          "Attention_libtorch/T:64", "—"),
         ("causal attention [12,4,256,32] fwd+bwd", "Attention_tapegrad/T:256", None,
@@ -219,15 +224,21 @@ def main():
           f"{w7['time_us'] / 1e3 / (GPT_GFLOP / peak * 1e3):.2f}× that; "
           f"{w7['allocs_per_step']:.0f} heap allocations per step after warm-up; peak resident "
           f"memory {w7['peak_rss_MiB']:.1f} MiB")
+    w8 = tapegrad["W8_lstm_step_tapegrad/threads:1/real_time"]
+    print(f"W8: {w8['allocs_per_step']:.0f} heap allocations per step after warm-up; peak resident "
+          f"memory {w8['peak_rss_MiB']:.1f} MiB")
     if args.torch:
-        pytorch = json.loads(run(["python3", "scripts/bench_gpt_pytorch.py"], stdout=subprocess.PIPE,
+        pytorch = json.loads(run(["python3", "scripts/bench_pytorch.py"], stdout=subprocess.PIPE,
                                  env={**os.environ, "PATH": "/usr/bin:" + os.environ["PATH"]})
                              .stdout)
-        for threads, ours in (("1", "W7_gpt_step_tapegrad/threads:1/real_time"),
-                              ("2", "W7_gpt_step_tapegrad/threads:0/real_time")):
-            ms = pytorch["ms"][threads]
-            print(f"W7 PyTorch {pytorch['torch']} from Python, {threads} thread(s): {ms:.1f} ms per "
-                  f"step; tapegrad / PyTorch = {tapegrad[ours]['time_us'] / 1e3 / ms:.3f}×")
+        for workload, ours in (("W5", "W5_digits_epoch_tapegrad/threads:{}/real_time"),
+                               ("W7", "W7_gpt_step_tapegrad/threads:{}/real_time"),
+                               ("W8", "W8_lstm_step_tapegrad/threads:{}/real_time")):
+            for threads, arg in (("1", "1"), ("2", "0")):
+                ms = pytorch[workload][threads]
+                mine = tapegrad[ours.format(arg)]["time_us"] / 1e3
+                print(f"{workload} PyTorch {pytorch['torch']} from Python, {threads} thread(s): "
+                      f"{ms:,.3f} ms; tapegrad {mine:,.3f} ms = {mine / ms:.3f}× PyTorch's time")
     print()
     threads_table(binary, args.rounds)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""examples/train_char_gpt in PyTorch (1.13 here): the same model (scripts/bench_gpt_pytorch.py's,
+"""examples/train_char_gpt in PyTorch (1.13 here): the same model (scripts/bench_pytorch.py's,
 with nanoGPT's initialisation), data split, batches drawn the same way, AdamW groups, clipping and
 schedule, and the same final measure: the mean loss over every non-overlapping window of the
 validation split. The reference point for the example's validation loss."""
@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-import bench_gpt_pytorch as gpt
+import bench_pytorch as gpt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""W7 in PyTorch from Python: one training step of examples/train_char_gpt's model, written as
-nanoGPT writes it (benchmarks/workloads.h has the sizes; torch_bench.cpp the libtorch twin).
+"""W5, W7 and W8 in PyTorch from Python (benchmarks/workloads.h has the sizes; torch_bench.cpp the
+libtorch twins): an epoch of the digits MLP, one training step of examples/train_char_gpt's model
+written as nanoGPT writes it, and one step of examples/sequence_prediction's LSTM.
 
-Prints one JSON object: the median step time in ms over --steps timed steps (after 3 warm-up
-steps) for each thread count given, with the torch version. Used by scripts/bench.py --torch.
+Prints one JSON object: for each workload and thread count given, the median time in ms of
+--steps timed calls (after 3 warm-up calls), with the torch version. Used by scripts/bench.py
+--torch.
 """
 import argparse
 import json
@@ -16,6 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 BATCH, CONTEXT, LAYERS, HEADS, CHANNELS, VOCAB = 12, 64, 4, 4, 128, 65
+DIGITS_ROWS, DIGITS_FEATURES, DIGITS_HIDDEN, DIGITS_BATCH, CLASSES = 1438, 64, 256, 32, 10
+LSTM_SEQUENCES, LSTM_LENGTH, LSTM_HIDDEN = 64, 23, 16
 
 
 class Block(nn.Module):
@@ -57,8 +61,7 @@ class GPT(nn.Module):
         return F.layer_norm(x, (CHANNELS,), self.ln_f) @ self.wte.weight.t()
 
 
-def median_step_ms(threads, steps):
-    torch.set_num_threads(threads)
+def gpt_step():
     torch.manual_seed(7)
     model = GPT()
     decayed = [p for p in model.parameters() if p.dim() >= 2]
@@ -74,13 +77,55 @@ def median_step_ms(threads, steps):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         adamw.step()
+    return step
 
+
+def digits_epoch():
+    """Random rows of the digits' shapes: a step's time does not depend on the values."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(DIGITS_FEATURES, DIGITS_HIDDEN), nn.ReLU(),
+                          nn.Linear(DIGITS_HIDDEN, CLASSES))
+    adamw = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    features = torch.randn(DIGITS_ROWS, DIGITS_FEATURES)
+    labels = torch.randint(CLASSES, (DIGITS_ROWS,))
+
+    def epoch():
+        order = torch.randperm(DIGITS_ROWS)
+        for begin in range(0, DIGITS_ROWS, DIGITS_BATCH):
+            rows = order[begin:begin + DIGITS_BATCH]
+            adamw.zero_grad()
+            F.cross_entropy(model(features[rows]), labels[rows]).backward()
+            adamw.step()
+    return epoch
+
+
+def lstm_step():
+    torch.manual_seed(8)
+    lstm = nn.LSTM(1, LSTM_HIDDEN, batch_first=True)
+    head = nn.Linear(LSTM_HIDDEN, 1)
+    adam = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=0.01)
+    x = torch.randn(LSTM_SEQUENCES, LSTM_LENGTH, 1)
+    y = torch.randn(LSTM_SEQUENCES, LSTM_LENGTH, 1)
+
+    def step():
+        adam.zero_grad()
+        F.mse_loss(head(lstm(x)[0]), y).backward()
+        adam.step()
+    return step
+
+
+WORKLOADS = {"W5": digits_epoch, "W7": gpt_step, "W8": lstm_step}
+
+
+def median_ms(make, threads, steps):
+    torch.set_num_threads(threads)
+    call = make()
     for _ in range(3):
-        step()
+        call()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        step()
+        call()
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
 
@@ -89,9 +134,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--workloads", nargs="+", default=sorted(WORKLOADS), choices=sorted(WORKLOADS))
     args = parser.parse_args()
-    result = {"torch": torch.__version__,
-              "ms": {str(t): median_step_ms(t, args.steps) for t in args.threads}}
+    result = {"torch": torch.__version__}
+    for name in args.workloads:
+        result[name] = {str(t): median_ms(WORKLOADS[name], t, args.steps) for t in args.threads}
     print(json.dumps(result))
 
 
