@@ -40,6 +40,7 @@ struct Options {
   double weight_decay = 0.1;
   double beta2 = 0.99;
   double grad_clip = 1.0;
+  bool decay_embeddings = false;
   std::int64_t eval_interval = 250;
   std::int64_t eval_batches = 20;
   std::int64_t sample_interval = 500;
@@ -262,6 +263,8 @@ int main(int argc, char** argv) {
   app.add_option("--min-lr", o.min_lr, "learning rate at the last step");
   app.add_option("--warmup", o.warmup, "warm-up steps");
   app.add_option("--weight-decay", o.weight_decay, "AdamW decay of the matrices");
+  app.add_flag("--decay-embeddings", o.decay_embeddings,
+               "decay the embeddings too, as nanoGPT (not by default)");
   app.add_option("--eval-interval", o.eval_interval, "steps between loss estimates")
       ->check(CLI::PositiveNumber);
   app.add_option("--eval-batches", o.eval_batches, "batches per loss estimate")
@@ -287,10 +290,12 @@ int main(int argc, char** argv) {
   for (const tg::Tensor& p : model.parameters()) parameters += p.numel();
   fmt::print("GPT: {} layers, {} heads, {} channels, context {}: {} parameters\n", o.model.n_layer,
              o.model.n_head, o.model.n_embd, o.model.block_size, parameters);
-  // nanoGPT's groups: every matrix decays, embeddings included; biases and norm weights do not.
+  // The groups: the matrices of the blocks decay; biases, norm weights and the embeddings
+  // (the token embedding is also the output projection) do not. nanoGPT decays the embeddings
+  // too: --decay-embeddings.
   tg::nn::AdamW optimizer(tg::nn::weight_decay_groups(
       model, tg::nn::AdamWOptions{.lr = o.lr, .beta2 = o.beta2, .weight_decay = o.weight_decay},
-      /*exclude_embeddings=*/false));
+      /*exclude_embeddings=*/!o.decay_embeddings));
   std::int64_t step = 0;
   if (!o.resume.empty()) {
     step = load_checkpoint(o.resume, model, optimizer);

@@ -22,6 +22,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--decay-embeddings", action="store_true",
+                        help="decay the embeddings too, as nanoGPT (the example's flag)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -38,8 +40,11 @@ def main():
         if p.dim() >= 2:
             std = 0.02 / math.sqrt(2 * gpt.LAYERS) if name.endswith("_proj.weight") else 0.02
             torch.nn.init.normal_(p, 0.0, std)
-    decayed = [p for p in model.parameters() if p.dim() >= 2]
-    other = [p for p in model.parameters() if p.dim() < 2]
+    embeddings = {"wte.weight", "wpe.weight"}
+    decays = {name: p.dim() >= 2 and (args.decay_embeddings or name not in embeddings)
+              for name, p in model.named_parameters()}
+    decayed = [p for name, p in model.named_parameters() if decays[name]]
+    other = [p for name, p in model.named_parameters() if not decays[name]]
     lr, min_lr, warmup = 1e-3, 1e-4, 100
     adamw = torch.optim.AdamW([{"params": decayed, "weight_decay": 0.1},
                                {"params": other, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
