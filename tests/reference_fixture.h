@@ -1,11 +1,12 @@
 #pragma once
 // Reading and comparing the reference fixtures (tests/reference/*.json, written by
 // scripts/make_*reference.py): what tests/ops/reference_test.cpp and the families' own replays
-// (conv, pool, norm, the CNN modules) share.
+// (conv, pool, norm, attention, the language ops, the CNN modules) share.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -60,7 +61,6 @@ inline json fixture_case(const std::string& file, std::size_t index) {
   return json::parse(fixture(file).case_lines.at(index));
 }
 
-// A fixture number: a JSON number, or "inf", "-inf", "nan".
 // The cases of a fixture file as test parameters, and their test names "<i>_<case>_<dtype>"
 // (every character but letters and digits made '_').
 inline std::vector<std::size_t> case_indices(const std::string& file) {
@@ -95,6 +95,7 @@ void expect_case_matches(const std::string& file, std::size_t index, const Repla
                               << report;
 }
 
+// A fixture number: a JSON number, or "inf", "-inf", "nan".
 inline double number(const json& v) {
   if (v.is_number()) return v.get<double>();
   const std::string s = v.get<std::string>();
