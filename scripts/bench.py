@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # benchmarks/workloads.h's kGptFlops, in GFLOP.
@@ -128,7 +129,7 @@ def machine(build_dir, torch):
                       if "-fno-tree-slp-vectorize" in f.read() else "")
     print(f"Machine: {cpu}, {len(os.sched_getaffinity(0))} CPUs for this process, SIMD: "
           f"{' '.join(simd)}; load average {os.getloadavg()[0]:.2f}; "
-          f"{subprocess.run(['date', '-u', '+%Y-%m-%d %H:%M UTC'], stdout=subprocess.PIPE, text=True).stdout.strip()}")
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"Build: g++ {package_version('g++-12')}, {cache.get('CMAKE_BUILD_TYPE', '?')}, "
           f"TAPEGRAD_NATIVE={cache.get('TAPEGRAD_NATIVE', '?')} (-O3 -march=native), "
           f"Eigen {package_version('libeigen3-dev')} (its own GEMM: TAPEGRAD_USE_OPENBLAS="

@@ -61,7 +61,7 @@ inline json fixture_case(const std::string& file, std::size_t index) {
   return json::parse(fixture(file).case_lines.at(index));
 }
 
-// The cases of a fixture file as test parameters, and their test names "<i>_<case>_<dtype>"
+// The cases of a fixture file as test parameters, and their test names "<i>_<op>_<case>_<dtype>"
 // (every character but letters and digits made '_').
 inline std::vector<std::size_t> case_indices(const std::string& file) {
   std::vector<std::size_t> out(fixture(file).case_lines.size());
@@ -70,8 +70,8 @@ inline std::vector<std::size_t> case_indices(const std::string& file) {
 }
 inline std::string case_test_name(const std::string& file, std::size_t index) {
   const json& entry = fixture(file).header.at("index")[index];
-  std::string name =
-      std::to_string(index) + "_" + entry[1].get<std::string>() + "_" + entry[2].get<std::string>();
+  std::string name = std::to_string(index) + "_" + entry[0].get<std::string>() + "_" +
+                     entry[1].get<std::string>() + "_" + entry[2].get<std::string>();
   for (char& ch : name) {
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   }
